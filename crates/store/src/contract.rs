@@ -1,0 +1,1 @@
+//! The contract every backend must pass (filled in by the contract-suite work).

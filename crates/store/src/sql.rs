@@ -1,0 +1,599 @@
+//! The SQL both backends run, built in one place so that they cannot drift apart.
+//!
+//! Both schemas (see each backend's migrations) have the same tables and columns:
+//! - `resources(rid, res_type, res_id, version_id, last_updated, deleted, content)`: the current
+//!   version of every resource (`last_updated` in epoch milliseconds, `deleted` 0/1, `content`
+//!   empty for deletions);
+//! - `resource_history(res_type, res_id, version_id, last_updated, deleted, content)`: every
+//!   older version;
+//! - one index table per search parameter type, keyed by the resource's `rid` and holding only
+//!   current, non-deleted versions: `idx_token(system, code)`, `idx_string(value_norm,
+//!   value_exact)`, `idx_date(low, high)`, `idx_reference(target_type, target_id, url)`,
+//!   `idx_quantity(value, system, code)`, `idx_uri(value)`, each with `rid, res_type, param`.
+//!
+//! The only difference between the dialects is how a bind parameter is written.
+
+use fhir::datetime::Range;
+use fhir::search_params::ParamType;
+
+use crate::query::{
+    Condition, DateValue, Include, Prefix, QuantityValue, ReferenceValue, SearchQuery, SortBy,
+    StringMode, Test, TokenSystem, TokenValue,
+};
+
+pub trait Dialect: Send + Sync {
+    /// The text of the `n`th (1-based) bind parameter.
+    fn placeholder(&self, n: usize) -> String;
+}
+
+pub struct SqliteDialect;
+pub struct PostgresDialect;
+
+impl Dialect for SqliteDialect {
+    fn placeholder(&self, n: usize) -> String {
+        format!("?{n}")
+    }
+}
+
+impl Dialect for PostgresDialect {
+    fn placeholder(&self, n: usize) -> String {
+        format!("${n}")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Text(String),
+    Int(i64),
+    Real(f64),
+}
+
+/// A statement and its bind parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    pub text: String,
+    pub params: Vec<SqlValue>,
+}
+
+/// The columns every version-returning statement selects, in this order.
+pub const VERSION_COLUMNS: &str = "res_type, res_id, version_id, last_updated, deleted, content";
+
+struct Builder<'d> {
+    d: &'d dyn Dialect,
+    text: String,
+    params: Vec<SqlValue>,
+}
+
+impl<'d> Builder<'d> {
+    fn new(d: &'d dyn Dialect) -> Self {
+        Builder {
+            d,
+            text: String::with_capacity(256),
+            params: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+
+    fn bind(&mut self, v: SqlValue) -> &mut Self {
+        self.params.push(v);
+        let p = self.d.placeholder(self.params.len());
+        self.text.push_str(&p);
+        self
+    }
+
+    fn text(&mut self, s: &str) -> &mut Self {
+        self.bind(SqlValue::Text(s.to_string()))
+    }
+
+    fn int(&mut self, i: i64) -> &mut Self {
+        self.bind(SqlValue::Int(i))
+    }
+
+    fn real(&mut self, f: f64) -> &mut Self {
+        self.bind(SqlValue::Real(f))
+    }
+
+    fn list(&mut self, values: &[String]) -> &mut Self {
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(v);
+        }
+        self.push(")")
+    }
+
+    fn finish(self) -> Sql {
+        Sql {
+            text: self.text,
+            params: self.params,
+        }
+    }
+}
+
+pub fn index_table(t: ParamType) -> &'static str {
+    match t {
+        ParamType::Token => "idx_token",
+        ParamType::String => "idx_string",
+        ParamType::Date => "idx_date",
+        ParamType::Reference => "idx_reference",
+        ParamType::Quantity => "idx_quantity",
+        _ => "idx_uri",
+    }
+}
+
+pub fn read(d: &dyn Dialect, resource_type: &str, id: &str) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT ")
+        .push(VERSION_COLUMNS)
+        .push(" FROM resources WHERE res_type = ")
+        .text(resource_type)
+        .push(" AND res_id = ")
+        .text(id);
+    b.finish()
+}
+
+pub fn vread(d: &dyn Dialect, resource_type: &str, id: &str, version_id: i64) -> Sql {
+    let mut b = Builder::new(d);
+    for (i, table) in ["resources", "resource_history"].iter().enumerate() {
+        if i > 0 {
+            b.push(" UNION ALL ");
+        }
+        b.push("SELECT ")
+            .push(VERSION_COLUMNS)
+            .push(" FROM ")
+            .push(table)
+            .push(" WHERE res_type = ")
+            .text(resource_type)
+            .push(" AND res_id = ")
+            .text(id)
+            .push(" AND version_id = ")
+            .int(version_id);
+    }
+    b.finish()
+}
+
+fn history_source(b: &mut Builder, scope: &crate::model::HistoryScope, since: Option<i64>) {
+    use crate::model::HistoryScope;
+    b.push("(");
+    for (i, table) in ["resources", "resource_history"].iter().enumerate() {
+        if i > 0 {
+            b.push(" UNION ALL ");
+        }
+        b.push("SELECT ")
+            .push(VERSION_COLUMNS)
+            .push(" FROM ")
+            .push(table)
+            .push(" WHERE 1 = 1");
+        match scope {
+            HistoryScope::Instance { resource_type, id } => {
+                b.push(" AND res_type = ")
+                    .text(resource_type)
+                    .push(" AND res_id = ")
+                    .text(id);
+            }
+            HistoryScope::Type { resource_type } => {
+                b.push(" AND res_type = ").text(resource_type);
+            }
+            HistoryScope::System => {}
+        }
+        if let Some(s) = since {
+            b.push(" AND last_updated >= ").int(s);
+        }
+    }
+    b.push(") h");
+}
+
+pub fn history(d: &dyn Dialect, q: &crate::model::HistoryQuery) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT ").push(VERSION_COLUMNS).push(" FROM ");
+    history_source(&mut b, &q.scope, q.since.map(|t| t.timestamp_millis()));
+    b.push(" ORDER BY last_updated DESC, res_type, res_id, version_id DESC LIMIT ")
+        .int(q.count as i64)
+        .push(" OFFSET ")
+        .int(q.offset as i64);
+    b.finish()
+}
+
+pub fn history_count(d: &dyn Dialect, q: &crate::model::HistoryQuery) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT COUNT(*) FROM ");
+    history_source(&mut b, &q.scope, q.since.map(|t| t.timestamp_millis()));
+    b.finish()
+}
+
+/// `FROM resources r WHERE …` for a query's conditions.
+fn where_clause(b: &mut Builder, q: &SearchQuery) {
+    b.push(" FROM resources r WHERE r.res_type = ")
+        .text(&q.resource_type)
+        .push(" AND r.deleted = 0");
+    for c in &q.conditions {
+        b.push(" AND ");
+        condition(b, "r", &q.resource_type, c);
+    }
+}
+
+/// The page of matches: `count + 1` rows so the caller knows whether there is a next page.
+pub fn search_page(d: &dyn Dialect, q: &SearchQuery) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted, r.content");
+    where_clause(&mut b, q);
+    b.push(" ORDER BY ");
+    for key in &q.sort {
+        let dir = if key.descending { "DESC" } else { "ASC" };
+        match &key.by {
+            SortBy::Id => {
+                b.push("r.res_id ").push(dir);
+            }
+            SortBy::LastUpdated => {
+                b.push("r.last_updated ").push(dir);
+            }
+            SortBy::Param { code, param_type } => {
+                let (agg, col) = sort_column(*param_type, key.descending);
+                b.push("(SELECT ")
+                    .push(agg)
+                    .push("(s.")
+                    .push(col)
+                    .push(") FROM ")
+                    .push(index_table(*param_type))
+                    .push(" s WHERE s.rid = r.rid AND s.param = ")
+                    .text(code)
+                    .push(") ")
+                    .push(dir)
+                    .push(" NULLS LAST");
+            }
+        }
+        b.push(", ");
+    }
+    b.push("r.rid LIMIT ")
+        .int(q.count as i64 + 1)
+        .push(" OFFSET ")
+        .int(q.offset as i64);
+    b.finish()
+}
+
+fn sort_column(t: ParamType, descending: bool) -> (&'static str, &'static str) {
+    let agg = if descending { "MAX" } else { "MIN" };
+    let col = match t {
+        ParamType::String => "value_norm",
+        ParamType::Token => "code",
+        ParamType::Date if descending => "high",
+        ParamType::Date => "low",
+        ParamType::Reference => "url",
+        ParamType::Quantity => "value",
+        _ => "value",
+    };
+    (agg, col)
+}
+
+pub fn search_count(d: &dyn Dialect, q: &SearchQuery) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT COUNT(*)");
+    where_clause(&mut b, q);
+    b.finish()
+}
+
+/// Resources that the page's resources reference through `inc.param`.
+pub fn include(d: &dyn Dialect, inc: &Include, page_ids: &[String]) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT t.res_type, t.res_id, t.version_id, t.last_updated, t.deleted, t.content FROM resources t WHERE t.deleted = 0 AND EXISTS (SELECT 1 FROM idx_reference i WHERE i.res_type = ")
+        .text(inc.source_type)
+        .push(" AND i.param = ")
+        .text(inc.param)
+        .push(" AND i.target_type = t.res_type AND i.target_id = t.res_id AND i.rid IN (SELECT p.rid FROM resources p WHERE p.res_type = ")
+        .text(inc.source_type)
+        .push(" AND p.res_id IN ")
+        .list(page_ids)
+        .push("))");
+    if let Some(t) = inc.target_type {
+        b.push(" AND t.res_type = ").text(t);
+    }
+    b.finish()
+}
+
+/// Resources of `inc.source_type` that point at one of the page's resources through `inc.param`.
+pub fn revinclude(d: &dyn Dialect, inc: &Include, page_type: &str, page_ids: &[String], limit: usize) -> Sql {
+    let mut b = Builder::new(d);
+    b.push("SELECT s.res_type, s.res_id, s.version_id, s.last_updated, s.deleted, s.content FROM resources s WHERE s.res_type = ")
+        .text(inc.source_type)
+        .push(" AND s.deleted = 0 AND s.rid IN (SELECT i.rid FROM idx_reference i WHERE i.res_type = ")
+        .text(inc.source_type)
+        .push(" AND i.param = ")
+        .text(inc.param)
+        .push(" AND i.target_type = ")
+        .text(page_type)
+        .push(" AND i.target_id IN ")
+        .list(page_ids)
+        .push(") ORDER BY s.rid LIMIT ")
+        .int(limit as i64);
+    b.finish()
+}
+
+/// Appends one condition on the resource row `alias` (of type `resource_type`).
+fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition) {
+    match c {
+        Condition::Id(ids) => {
+            b.push(alias).push(".res_id IN ").list(ids);
+        }
+        Condition::LastUpdated(values) => {
+            let col = format!("{alias}.last_updated");
+            or_group(b, values, |b, v| date_test(b, &col, &col, v));
+        }
+        Condition::Missing {
+            code,
+            param_type,
+            missing,
+        } => {
+            b.push(alias)
+                .push(if *missing { ".rid NOT IN (" } else { ".rid IN (" })
+                .push("SELECT rid FROM ")
+                .push(index_table(*param_type))
+                .push(" WHERE res_type = ")
+                .text(resource_type)
+                .push(" AND param = ")
+                .text(code)
+                .push(")");
+        }
+        Condition::Param { code, test } => {
+            let (table, negate) = match test {
+                Test::Token { negate, .. } => ("idx_token", *negate),
+                Test::String { .. } => ("idx_string", false),
+                Test::Date(_) => ("idx_date", false),
+                Test::Reference(_) => ("idx_reference", false),
+                Test::Quantity(_) => ("idx_quantity", false),
+                Test::Uri(_) => ("idx_uri", false),
+            };
+            b.push(alias)
+                .push(if negate { ".rid NOT IN (" } else { ".rid IN (" })
+                .push("SELECT rid FROM ")
+                .push(table)
+                .push(" WHERE res_type = ")
+                .text(resource_type)
+                .push(" AND param = ")
+                .text(code)
+                .push(" AND ");
+            index_test(b, test);
+            b.push(")");
+        }
+        Condition::Chain { code, targets } => {
+            b.push(alias)
+                .push(".rid IN (SELECT c.rid FROM idx_reference c WHERE c.res_type = ")
+                .text(resource_type)
+                .push(" AND c.param = ")
+                .text(code)
+                .push(" AND (");
+            for (i, (target, inner)) in targets.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
+                }
+                b.push("(c.target_type = ")
+                    .text(target)
+                    .push(" AND c.target_id IN (SELECT t.res_id FROM resources t WHERE t.res_type = ")
+                    .text(target)
+                    .push(" AND t.deleted = 0 AND ");
+                condition(b, "t", target, inner);
+                b.push("))");
+            }
+            b.push("))");
+        }
+    }
+}
+
+fn or_group<T>(b: &mut Builder, values: &[T], mut f: impl FnMut(&mut Builder, &T)) {
+    b.push("(");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            b.push(" OR ");
+        }
+        b.push("(");
+        f(b, v);
+        b.push(")");
+    }
+    if values.is_empty() {
+        b.push("1 = 0");
+    }
+    b.push(")");
+}
+
+/// Matching rows of an index table (unaliased columns).
+fn index_test(b: &mut Builder, test: &Test) {
+    match test {
+        Test::Token { values, .. } => or_group(b, values, token_test),
+        Test::String { values, mode } => or_group(b, values, |b, v| string_test(b, v, *mode)),
+        Test::Date(values) => or_group(b, values, |b, v| date_test(b, "low", "high", v)),
+        Test::Reference(values) => or_group(b, values, reference_test),
+        Test::Quantity(values) => or_group(b, values, quantity_test),
+        Test::Uri(values) => {
+            b.push("value IN ").list(values);
+        }
+    }
+}
+
+fn token_test(b: &mut Builder, v: &TokenValue) {
+    let mut first = true;
+    let mut and = |b: &mut Builder| {
+        if !first {
+            b.push(" AND ");
+        }
+        first = false;
+    };
+    match &v.system {
+        TokenSystem::Any => {}
+        TokenSystem::None => {
+            and(b);
+            b.push("system IS NULL");
+        }
+        TokenSystem::Is(s) => {
+            and(b);
+            b.push("system = ").text(s);
+        }
+    }
+    if let Some(code) = &v.code {
+        and(b);
+        b.push("code = ").text(code);
+    }
+    if first {
+        b.push("1 = 1");
+    }
+}
+
+/// Escapes `%`, `_` and `\` for `LIKE … ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn string_test(b: &mut Builder, v: &str, mode: StringMode) {
+    match mode {
+        StringMode::Exact => {
+            b.push("value_exact = ").text(v);
+        }
+        StringMode::StartsWith => {
+            // A range on the normalised value uses the index; both schemas compare these
+            // columns by code point (SQLite BINARY, PostgreSQL COLLATE "C").
+            let mut upper = v.to_string();
+            upper.push(char::MAX);
+            b.push("value_norm >= ")
+                .text(v)
+                .push(" AND value_norm < ")
+                .text(&upper);
+        }
+        StringMode::Contains => {
+            b.push("value_norm LIKE ")
+                .text(&format!("%{}%", like_escape(v)))
+                .push(" ESCAPE '\\'");
+        }
+    }
+}
+
+/// The R4 date comparisons between a stored range `[low, high]` and a search value's range.
+fn date_test(b: &mut Builder, low: &str, high: &str, v: &DateValue) {
+    let Range { low: vl, high: vh } = v.range;
+    let eq = |b: &mut Builder| {
+        b.push(low)
+            .push(" >= ")
+            .int(vl)
+            .push(" AND ")
+            .push(high)
+            .push(" <= ")
+            .int(vh);
+    };
+    match v.prefix {
+        Prefix::Eq => eq(b),
+        Prefix::Ne => {
+            b.push("NOT (");
+            eq(b);
+            b.push(")");
+        }
+        Prefix::Gt => {
+            b.push(high).push(" > ").int(vh);
+        }
+        Prefix::Lt => {
+            b.push(low).push(" < ").int(vl);
+        }
+        Prefix::Ge => {
+            b.push(high).push(" > ").int(vh).push(" OR (");
+            eq(b);
+            b.push(")");
+        }
+        Prefix::Le => {
+            b.push(low).push(" < ").int(vl).push(" OR (");
+            eq(b);
+            b.push(")");
+        }
+        Prefix::Sa => {
+            b.push(low).push(" > ").int(vh);
+        }
+        Prefix::Eb => {
+            b.push(high).push(" < ").int(vl);
+        }
+    }
+}
+
+fn reference_test(b: &mut Builder, v: &ReferenceValue) {
+    match v {
+        ReferenceValue::Local {
+            resource_type: Some(t),
+            id,
+        } => {
+            b.push("target_id = ")
+                .text(id)
+                .push(" AND target_type = ")
+                .text(t);
+        }
+        ReferenceValue::Local {
+            resource_type: None,
+            id,
+        } => {
+            b.push("target_id = ").text(id);
+        }
+        ReferenceValue::Url(u) => {
+            b.push("url = ").text(u);
+        }
+    }
+}
+
+fn quantity_test(b: &mut Builder, v: &QuantityValue) {
+    match v.prefix {
+        Prefix::Eq => {
+            b.push("value >= ")
+                .real(v.value - v.tolerance)
+                .push(" AND value < ")
+                .real(v.value + v.tolerance);
+        }
+        Prefix::Ne => {
+            b.push("NOT (value >= ")
+                .real(v.value - v.tolerance)
+                .push(" AND value < ")
+                .real(v.value + v.tolerance)
+                .push(")");
+        }
+        Prefix::Gt | Prefix::Sa => {
+            b.push("value > ").real(v.value);
+        }
+        Prefix::Lt | Prefix::Eb => {
+            b.push("value < ").real(v.value);
+        }
+        Prefix::Ge => {
+            b.push("value >= ").real(v.value);
+        }
+        Prefix::Le => {
+            b.push("value <= ").real(v.value);
+        }
+    }
+    if let Some(s) = &v.system {
+        b.push(" AND system = ").text(s);
+    }
+    if let Some(c) = &v.code {
+        b.push(" AND code = ").text(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_differ_only_by_dialect() {
+        let a = read(&SqliteDialect, "Patient", "1");
+        let b = read(&PostgresDialect, "Patient", "1");
+        assert_eq!(a.params, b.params);
+        assert_eq!(a.text.replace("?1", "$1").replace("?2", "$2"), b.text);
+    }
+
+    #[test]
+    fn like_escapes_wildcards() {
+        assert_eq!(like_escape("50%_a\\"), "50\\%\\_a\\\\");
+    }
+}

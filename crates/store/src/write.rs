@@ -1,0 +1,391 @@
+//! The rules of every write, shared by the backends: versioning, `If-Match`, conditional
+//! create/update/delete, transactions with `urn:uuid:` references, and the JSON as stored.
+//!
+//! A backend supplies [`WriteTx`], a handle on one open database transaction; [`apply`] runs a
+//! list of operations in it and either all succeed or the backend rolls the transaction back.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use fhir::index::IndexEntry;
+use serde_json::{Map, Value};
+
+use crate::error::{Result, StoreError};
+use crate::model::{Prepared, ResourceVersion, WriteOp, WriteOutcome};
+use crate::query::SearchQuery;
+use crate::search::ReadConn;
+use crate::sql::{self, Dialect};
+
+/// One open transaction of a backend.
+#[async_trait]
+pub trait WriteTx: ReadConn {
+    /// The current version of `Type/id`, locked against concurrent writers until commit where the
+    /// backend has concurrent writers.
+    async fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>>;
+    /// Writes `version` as the new current version (moving the previous current version, if
+    /// `replaces_existing`, to history) and replaces the resource's index rows with `index`
+    /// (none when `version.deleted`).
+    async fn put(&mut self, version: &ResourceVersion, replaces_existing: bool, index: &[IndexEntry]) -> Result<()>;
+    /// Serialises transactions that use the same key until commit (conditional writes on a
+    /// backend with concurrent writers); a no-op where there is one writer.
+    async fn lock(&mut self, key: &str) -> Result<()>;
+}
+
+/// What each entry turned into once conditions and ids were resolved.
+enum Plan {
+    Create { id: String },
+    Existing(ResourceVersion),
+    Write { id: String },
+    Delete { resource_type: String, id: String },
+    Nothing { resource_type: String },
+}
+
+/// Runs `ops` in `tx`. On error the caller must roll the transaction back.
+pub async fn apply(tx: &mut dyn WriteTx, d: &dyn Dialect, mut ops: Vec<WriteOp>, now: DateTime<Utc>) -> Result<Vec<WriteOutcome>> {
+    let single = ops.len() == 1;
+    let wrap = |index: usize, e: StoreError| {
+        if single {
+            e
+        } else {
+            StoreError::Entry {
+                index,
+                source: Box::new(e),
+            }
+        }
+    };
+
+    // 1. Resolve every entry's target id, so references between entries can be rewritten.
+    let mut plans = Vec::with_capacity(ops.len());
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let plan = resolve(tx, d, op).await.map_err(|e| wrap(i, e))?;
+        let (full_url, ty) = match op {
+            WriteOp::Create { full_url, resource, .. }
+            | WriteOp::Update { full_url, resource, .. }
+            | WriteOp::ConditionalUpdate { full_url, resource, .. } => (full_url, &resource.resource_type),
+            _ => (&None, &String::new()),
+        };
+        if let Some(url) = full_url {
+            let id = match &plan {
+                Plan::Create { id } | Plan::Write { id } => id.clone(),
+                Plan::Existing(v) => v.id.clone(),
+                _ => String::new(),
+            };
+            if !id.is_empty() {
+                aliases.insert(url.clone(), format!("{ty}/{id}"));
+            }
+        }
+        plans.push(plan);
+    }
+
+    // 2. Rewrite references to other entries (`urn:uuid:…`, or their fullUrl) into `Type/id`.
+    if !aliases.is_empty() {
+        for op in ops.iter_mut() {
+            if let WriteOp::Create { resource, .. }
+            | WriteOp::Update { resource, .. }
+            | WriteOp::ConditionalUpdate { resource, .. } = op
+            {
+                if rewrite_references(&mut resource.value, &aliases) {
+                    resource.reindex();
+                }
+            }
+        }
+    }
+
+    // 3. Write, deletes first (as FHIR orders a transaction), answering in entry order.
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|&i| !matches!(plans[i], Plan::Delete { .. }));
+    let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; ops.len()];
+    let mut ops: Vec<Option<WriteOp>> = ops.into_iter().map(Some).collect();
+    let mut plans: Vec<Option<Plan>> = plans.into_iter().map(Some).collect();
+    for i in order {
+        let (Some(op), Some(plan)) = (ops[i].take(), plans[i].take()) else {
+            continue;
+        };
+        let outcome = execute(tx, op, plan, now).await.map_err(|e| wrap(i, e))?;
+        outcomes[i] = Some(outcome);
+    }
+    Ok(outcomes.into_iter().flatten().collect())
+}
+
+async fn find(tx: &mut dyn WriteTx, d: &dyn Dialect, criteria: &SearchQuery) -> Result<Vec<ResourceVersion>> {
+    let mut q = criteria.clone();
+    q.count = 2;
+    q.offset = 0;
+    q.include.clear();
+    q.revinclude.clear();
+    q.sort.clear();
+    tx.lock(&format!("{}?{:?}", q.resource_type, q.canonical)).await?;
+    let mut rows = tx.versions(&sql::search_page(d, &q)).await?;
+    rows.truncate(2);
+    Ok(rows)
+}
+
+fn check_id(resource: &Prepared, id: &str) -> Result<()> {
+    match resource.value.get("id").and_then(Value::as_str) {
+        Some(body_id) if body_id != id => Err(StoreError::invalid(
+            fhir::Issue::error(
+                fhir::IssueType::Invalid,
+                format!("the resource's id {body_id:?} does not match the id in the URL {id:?}"),
+            )
+            .at(format!("{}.id", resource.resource_type)),
+        )),
+        _ if !fhir::types::is_valid_id(id) => Err(StoreError::invalid(
+            fhir::Issue::error(
+                fhir::IssueType::Invalid,
+                format!("{id:?} is not a valid id: use 1-64 letters, digits, '-' or '.'"),
+            )
+            .at(format!("{}.id", resource.resource_type)),
+        )),
+        _ => Ok(()),
+    }
+}
+
+async fn resolve(tx: &mut dyn WriteTx, d: &dyn Dialect, op: &WriteOp) -> Result<Plan> {
+    Ok(match op {
+        WriteOp::Create { if_none_exist, .. } => match if_none_exist {
+            None => Plan::Create { id: new_id() },
+            Some(criteria) => {
+                let mut found = find(tx, d, criteria).await?;
+                match found.len() {
+                    0 => Plan::Create { id: new_id() },
+                    1 => Plan::Existing(found.remove(0)),
+                    n => return Err(StoreError::MultipleMatches { count: n }),
+                }
+            }
+        },
+        WriteOp::Update { id, resource, .. } => {
+            check_id(resource, id)?;
+            Plan::Write { id: id.clone() }
+        }
+        WriteOp::ConditionalUpdate { criteria, resource, .. } => {
+            let found = find(tx, d, criteria).await?;
+            match found.as_slice() {
+                [] => match resource.value.get("id").and_then(Value::as_str) {
+                    Some(id) => {
+                        check_id(resource, id)?;
+                        Plan::Write { id: id.to_string() }
+                    }
+                    None => Plan::Create { id: new_id() },
+                },
+                [one] => {
+                    check_id(resource, &one.id)?;
+                    Plan::Write { id: one.id.clone() }
+                }
+                more => return Err(StoreError::MultipleMatches { count: more.len() }),
+            }
+        }
+        WriteOp::Delete { resource_type, id } => Plan::Delete {
+            resource_type: resource_type.clone(),
+            id: id.clone(),
+        },
+        WriteOp::ConditionalDelete { criteria } => {
+            let found = find(tx, d, criteria).await?;
+            match found.as_slice() {
+                [] => Plan::Nothing {
+                    resource_type: criteria.resource_type.clone(),
+                },
+                [one] => Plan::Delete {
+                    resource_type: one.resource_type.clone(),
+                    id: one.id.clone(),
+                },
+                more => return Err(StoreError::MultipleMatches { count: more.len() }),
+            }
+        }
+    })
+}
+
+async fn execute(tx: &mut dyn WriteTx, op: WriteOp, plan: Plan, now: DateTime<Utc>) -> Result<WriteOutcome> {
+    match plan {
+        Plan::Existing(v) => Ok(WriteOutcome::Existing(v)),
+        Plan::Nothing { resource_type } => Ok(WriteOutcome::Deleted {
+            resource_type,
+            id: String::new(),
+            version: None,
+        }),
+        Plan::Create { id } => {
+            let resource = match op {
+                WriteOp::Create { resource, .. } | WriteOp::ConditionalUpdate { resource, .. } => resource,
+                _ => return Err(StoreError::Database("create planned for a non-create".into())),
+            };
+            let version = stored_version(&resource, &id, 1, now)?;
+            tx.put(&version, false, &resource.index).await?;
+            Ok(WriteOutcome::Created(version))
+        }
+        Plan::Write { id } => {
+            let (resource, if_match) = match op {
+                WriteOp::Update { resource, if_match, .. } | WriteOp::ConditionalUpdate { resource, if_match, .. } => {
+                    (resource, if_match)
+                }
+                _ => return Err(StoreError::Database("update planned for a non-update".into())),
+            };
+            let current = tx.current(&resource.resource_type, &id).await?;
+            let current_version = current.as_ref().map(|c| c.version_id).unwrap_or(0);
+            if let Some(expected) = if_match {
+                if expected != current_version {
+                    return Err(StoreError::VersionConflict {
+                        resource_type: resource.resource_type.clone(),
+                        id,
+                        expected,
+                        current: current_version,
+                    });
+                }
+            }
+            if let Some(c) = current.as_ref().filter(|c| !c.deleted) {
+                if same_content(&c.parse()?, &resource.value) {
+                    return Ok(WriteOutcome::Updated {
+                        version: c.clone(),
+                        changed: false,
+                    });
+                }
+            }
+            let version = stored_version(&resource, &id, current_version + 1, now)?;
+            tx.put(&version, current.is_some(), &resource.index).await?;
+            Ok(match current {
+                None => WriteOutcome::Created(version),
+                Some(_) => WriteOutcome::Updated {
+                    version,
+                    changed: true,
+                },
+            })
+        }
+        Plan::Delete { resource_type, id } => {
+            let current = tx.current(&resource_type, &id).await?;
+            match current {
+                Some(c) if !c.deleted => {
+                    let version = ResourceVersion {
+                        resource_type: resource_type.clone(),
+                        id: id.clone(),
+                        version_id: c.version_id + 1,
+                        last_updated: now,
+                        deleted: true,
+                        json: String::new(),
+                    };
+                    tx.put(&version, true, &[]).await?;
+                    Ok(WriteOutcome::Deleted {
+                        resource_type,
+                        id,
+                        version: Some(version),
+                    })
+                }
+                _ => Ok(WriteOutcome::Deleted {
+                    resource_type,
+                    id,
+                    version: None,
+                }),
+            }
+        }
+    }
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The JSON as stored and served: `resourceType`, `id`, `meta` (with `versionId` and
+/// `lastUpdated` set by the server) first, then the rest in the order given.
+fn stored_version(resource: &Prepared, id: &str, version_id: i64, now: DateTime<Utc>) -> Result<ResourceVersion> {
+    let Value::Object(body) = &resource.value else {
+        return Err(StoreError::invalid(fhir::Issue::error(
+            fhir::IssueType::Structure,
+            "a resource must be a JSON object",
+        )));
+    };
+    let mut out = Map::with_capacity(body.len() + 2);
+    out.insert("resourceType".into(), Value::String(resource.resource_type.clone()));
+    out.insert("id".into(), Value::String(id.to_string()));
+    let mut meta = match body.get("meta") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    meta.insert("versionId".into(), Value::String(version_id.to_string()));
+    meta.insert("lastUpdated".into(), Value::String(fhir::datetime::format_instant(now)));
+    out.insert("meta".into(), Value::Object(meta));
+    for (k, v) in body {
+        if !matches!(k.as_str(), "resourceType" | "id" | "meta") {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    let json = serde_json::to_string(&Value::Object(out))
+        .map_err(|e| StoreError::Database(format!("could not serialise resource: {e}")))?;
+    Ok(ResourceVersion {
+        resource_type: resource.resource_type.clone(),
+        id: id.to_string(),
+        version_id,
+        last_updated: now,
+        deleted: false,
+        json,
+    })
+}
+
+/// Whether two resources differ in anything but `id`, `meta.versionId` and `meta.lastUpdated`.
+pub fn same_content(stored: &Value, incoming: &Value) -> bool {
+    fn strip(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Value::Object(m) = &mut v {
+            m.remove("id");
+            let empty_meta = if let Some(Value::Object(meta)) = m.get_mut("meta") {
+                meta.remove("versionId");
+                meta.remove("lastUpdated");
+                meta.is_empty()
+            } else {
+                false
+            };
+            if empty_meta {
+                m.remove("meta");
+            }
+        }
+        v
+    }
+    strip(stored) == strip(incoming)
+}
+
+/// Replaces `reference` values found in `aliases`; returns whether anything changed.
+fn rewrite_references(v: &mut Value, aliases: &HashMap<String, String>) -> bool {
+    match v {
+        Value::Object(m) => {
+            let mut changed = false;
+            for (k, child) in m.iter_mut() {
+                if k == "reference" {
+                    if let Value::String(s) = child {
+                        if let Some(target) = aliases.get(s.as_str()) {
+                            *s = target.clone();
+                            changed = true;
+                        }
+                        continue;
+                    }
+                }
+                changed |= rewrite_references(child, aliases);
+            }
+            changed
+        }
+        Value::Array(a) => a.iter_mut().fold(false, |c, x| rewrite_references(x, aliases) | c),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn references_to_other_entries_are_rewritten() {
+        let mut aliases = HashMap::new();
+        aliases.insert("urn:uuid:abc".to_string(), "Patient/42".to_string());
+        let mut v = json!({"resourceType": "Observation", "subject": {"reference": "urn:uuid:abc"}, "performer": [{"reference": "urn:uuid:other"}]});
+        assert!(rewrite_references(&mut v, &aliases));
+        assert_eq!(v["subject"]["reference"], "Patient/42");
+        assert_eq!(v["performer"][0]["reference"], "urn:uuid:other");
+    }
+
+    #[test]
+    fn same_content_ignores_server_meta() {
+        let a = json!({"resourceType": "Patient", "id": "1", "meta": {"versionId": "3", "lastUpdated": "2024-01-01T00:00:00Z"}, "active": true});
+        let b = json!({"resourceType": "Patient", "active": true});
+        assert!(same_content(&a, &b));
+        let c = json!({"resourceType": "Patient", "active": false});
+        assert!(!same_content(&a, &c));
+    }
+}
