@@ -4,6 +4,7 @@
 //!
 //! Every table here is derived from the R4 definitions embedded from `definitions/`.
 
+pub mod compartment;
 pub mod datetime;
 pub mod definitions;
 pub mod fhirpath;

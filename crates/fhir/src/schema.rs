@@ -139,14 +139,17 @@ impl ElementDef {
         self.json_keys.iter().map(String::as_str)
     }
 
-    /// The JSON key of the type at `type_index` in `types`.
-    pub(crate) fn json_key(&self, type_index: usize) -> &str {
+    /// The JSON key of the type at `type_index` in `types` (`valueQuantity`); the name for
+    /// elements that are not choices.
+    pub fn json_key(&self, type_index: usize) -> &str {
         self.json_keys.get(type_index).map_or("", String::as_str)
     }
 
     /// The `_`-prefixed sibling key holding the id and extensions of a primitive value.
     pub(crate) fn extension_key(&self, type_index: usize) -> &str {
-        self.extension_keys.get(type_index).map_or("", String::as_str)
+        self.extension_keys
+            .get(type_index)
+            .map_or("", String::as_str)
     }
 
     /// The element (or, for a choice, one of its typed keys), or its `_` sibling, is present.
@@ -446,7 +449,8 @@ impl Builder {
         }
         self.structures
             .push((name.to_owned(), kind, is_abstract, Vec::new()));
-        self.by_name.insert(name.to_owned(), self.structures.len() - 1);
+        self.by_name
+            .insert(name.to_owned(), self.structures.len() - 1);
         self.structures.len() - 1
     }
 
@@ -511,12 +515,16 @@ impl Builder {
                 .map_or(&[][..], Vec::as_slice)
                 .iter()
                 .filter_map(|t| str_of(t, "code"))
-                .map(|code| {
-                    fhir_type_code(code, base_path, kind, base_type, raw_name).to_owned()
-                })
+                .map(|code| fhir_type_code(code, base_path, kind, base_type, raw_name).to_owned())
                 .collect();
-            let content_reference = str_of(element, "contentReference")
-                .map(|r| rename(r.trim_start_matches('#').split('#').next_back().unwrap_or(r)));
+            let content_reference = str_of(element, "contentReference").map(|r| {
+                rename(
+                    r.trim_start_matches('#')
+                        .split('#')
+                        .next_back()
+                        .unwrap_or(r),
+                )
+            });
             let children_at = if content_reference.is_some() {
                 content_reference
             } else if parents.contains(path.as_str()) {
@@ -535,7 +543,10 @@ impl Builder {
                 .and_then(|b| str_of(b, "valueSet"))
                 .map(|url| url.split('|').next().unwrap_or(url).to_owned());
             let json_keys: Vec<String> = if choice {
-                types.iter().map(|t| format!("{name}{}", capitalise(t))).collect()
+                types
+                    .iter()
+                    .map(|t| format!("{name}{}", capitalise(t)))
+                    .collect()
             } else {
                 vec![name.to_owned()]
             };
