@@ -1626,22 +1626,6 @@ mod tests {
         ]
     }
 
-    /// `cargo test -p fhir --release -- --ignored --nocapture validation_throughput`
-    #[test]
-    #[ignore = "a measurement, run by hand in release mode"]
-    fn validation_throughput() {
-        let resources = [patient(), appointment(), observation(), questionnaire()];
-        let rounds = 20_000;
-        let started = std::time::Instant::now();
-        for _ in 0..rounds {
-            for r in &resources {
-                assert!(validate(r).is_ok());
-            }
-        }
-        let per_second = (rounds * resources.len()) as f64 / started.elapsed().as_secs_f64();
-        println!("{per_second:.0} validations/s on one thread");
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 

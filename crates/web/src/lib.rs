@@ -1,1 +1,267 @@
-//! web
+//! The HTTP face of Portico: the FHIR R4 REST API (`/fhir`), the OAuth2 client-credentials token
+//! endpoint (`/oauth/token`) and health checks (`/healthz`, `/readyz`).
+//!
+//! The way of a request: [`router`] → middleware (request id, access log, panic guard, body
+//! limit) → handler in [`rest`] or [`batch`] (parses the request into domain values) →
+//! [`auth::authorize`] → [`store::Store`] → a [`http::Reply`] turned into the response. Errors of
+//! every layer are one [`WebError`], answered as an OperationOutcome.
+//!
+//! Access log: every request is logged at the end with method, route template, status, latency
+//! and request id only (never a URL with its query, a header or a body, which could hold patient
+//! data): 5xx at `error`, 4xx at `info`, the rest at `debug` (target `web::access`).
+
+pub mod auth;
+pub mod batch;
+pub mod bundle;
+pub mod capability;
+pub mod error;
+pub mod http;
+pub mod rest;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Router;
+use store::query::ParseOptions;
+use store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use auth::{hash_secret, new_client_credentials, parse_scopes};
+pub use error::WebError;
+
+/// The media type of every FHIR response.
+pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebConfig {
+    /// The server's public base URL without a trailing slash, e.g. `http://127.0.0.1:8080`: used
+    /// in `Location`, `fullUrl` and paging links.
+    pub public_url: String,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Lifetime of an access token (seconds).
+    pub token_ttl_secs: u64,
+    /// Page size of a search without `_count`.
+    pub default_count: usize,
+    /// Largest page a search may ask for with `_count`.
+    pub max_count: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            public_url: "http://127.0.0.1:8080".to_string(),
+            max_body_bytes: 10 * 1024 * 1024,
+            token_ttl_secs: 900,
+            default_count: 50,
+            max_count: 1000,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<WebConfig>,
+    pub(crate) signer: Arc<auth::TokenSigner>,
+    /// `{public_url}/fhir`.
+    pub(crate) base: Arc<str>,
+    /// The CapabilityStatement, rendered once.
+    pub(crate) capability: axum::body::Bytes,
+}
+
+impl AppState {
+    /// Loads the token signing key from the store and builds the CapabilityStatement.
+    pub async fn new(store: Arc<dyn Store>, config: Arc<WebConfig>) -> Result<AppState, WebError> {
+        let key = store.signing_key().await?;
+        let signer = auth::TokenSigner::new(&key)?;
+        let public_url = config.public_url.trim_end_matches('/');
+        let base: Arc<str> = format!("{public_url}/fhir").into();
+        let capability = axum::body::Bytes::from(capability::capability_statement(public_url));
+        Ok(AppState {
+            store,
+            config,
+            signer: Arc::new(signer),
+            base,
+            capability,
+        })
+    }
+
+    /// How searches are parsed on this server.
+    pub fn parse_options(&self, lenient: bool) -> ParseOptions {
+        ParseOptions {
+            lenient,
+            base_url: Some(self.base.to_string()),
+            default_count: self.config.default_count,
+            max_count: self.config.max_count,
+        }
+    }
+
+    /// Issues an access token (as the token endpoint does), e.g. for tests and tools.
+    pub fn issue_token(&self, client_id: &str, scopes: &str) -> Result<String, WebError> {
+        self.signer.issue(
+            client_id,
+            scopes,
+            self.config.token_ttl_secs,
+            chrono::Utc::now().timestamp(),
+        )
+    }
+}
+
+/// Every route of the HTTP API.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/oauth/token", post(auth::token_endpoint))
+        .route("/fhir", post(batch::bundle))
+        .route("/fhir/metadata", get(metadata))
+        .route("/fhir/_history", get(rest::history_system))
+        .route(
+            "/fhir/{type}",
+            get(rest::search_get)
+                .post(rest::create)
+                .put(rest::conditional_update)
+                .delete(rest::conditional_delete),
+        )
+        .route("/fhir/{type}/_search", post(rest::search_post))
+        .route("/fhir/{type}/_history", get(rest::history_type))
+        .route(
+            "/fhir/{type}/{id}",
+            get(rest::read).put(rest::update).delete(rest::delete),
+        )
+        .route("/fhir/{type}/{id}/_history", get(rest::history_instance))
+        .route("/fhir/{type}/{id}/_history/{vid}", get(rest::vread))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|stream| {
+        // Small responses must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+    });
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => {
+            let id = error::current_request_id();
+            tracing::warn!(request_id = id.as_deref().unwrap_or("-"), error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database is not reachable",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metadata(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, WebError> {
+    let params = http::parse_query(query.as_deref())?;
+    http::negotiate(&headers, &params)?;
+    let mut res = (StatusCode::OK, state.capability.clone()).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+    Ok(res)
+}
+
+async fn no_route(uri: axum::http::Uri) -> WebError {
+    WebError::NoRoute(uri.path().to_string())
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> WebError {
+    WebError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+    }
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    // The panic message is not logged: it could quote request data.
+    WebError::Internal(
+        "the server hit an unexpected fault while answering; it has been logged".into(),
+    )
+    .into_response()
+}
+
+/// A client-supplied request id is kept when it is short and plain; otherwise a new one is made.
+fn acceptable_request_id(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 128
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn new_request_id() -> Arc<str> {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| format!("{:08x}", rand::random::<u32>()));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{n:x}").into()
+}
+
+/// Gives every request an id (kept from `X-Request-Id` or made), makes it current for the
+/// request's errors, echoes it in the response, and logs the request.
+async fn request_context(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable_request_id(v))
+        .map(Arc::<str>::from)
+        .unwrap_or_else(new_request_id);
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut res = error::REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    let status = res.status().as_u16();
+    let route = route.as_ref().map(MatchedPath::as_str).unwrap_or("-");
+    let micros = start.elapsed().as_micros() as u64;
+    let id = &*id;
+    if status >= 500 {
+        tracing::error!(target: "web::access", request_id = id, %method, route, status, micros, "request");
+    } else if status >= 400 {
+        tracing::info!(target: "web::access", request_id = id, %method, route, status, micros, "request");
+    } else {
+        tracing::debug!(target: "web::access", request_id = id, %method, route, status, micros, "request");
+    }
+    res
+}
