@@ -32,8 +32,12 @@ fn resources() -> Vec<(&'static str, serde_json::Value)> {
 
 fn bench(c: &mut Criterion) {
     for (name, r) in resources() {
-        c.bench_function(&format!("validate {name}"), |b| b.iter(|| fhir::validate::validate(&r)));
-        c.bench_function(&format!("extract index {name}"), |b| b.iter(|| fhir::index::extract(&r)));
+        c.bench_function(&format!("validate {name}"), |b| {
+            b.iter(|| fhir::validate::validate(&r))
+        });
+        c.bench_function(&format!("extract index {name}"), |b| {
+            b.iter(|| fhir::index::extract(&r))
+        });
     }
 }
 

@@ -35,19 +35,24 @@ fn parse_date_part(s: &str) -> Option<(NaiveDate, Precision)> {
     let b = s.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     match b.len() {
-        4 if digits(0..4) => Some((NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1)?, Precision::Year)),
+        4 if digits(0..4) => Some((
+            NaiveDate::from_ymd_opt(s.parse().ok()?, 1, 1)?,
+            Precision::Year,
+        )),
         7 if digits(0..4) && b[4] == b'-' && digits(5..7) => Some((
             NaiveDate::from_ymd_opt(s[0..4].parse().ok()?, s[5..7].parse().ok()?, 1)?,
             Precision::Month,
         )),
-        10 if digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10) => Some((
-            NaiveDate::from_ymd_opt(
-                s[0..4].parse().ok()?,
-                s[5..7].parse().ok()?,
-                s[8..10].parse().ok()?,
-            )?,
-            Precision::Day,
-        )),
+        10 if digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10) => {
+            Some((
+                NaiveDate::from_ymd_opt(
+                    s[0..4].parse().ok()?,
+                    s[5..7].parse().ok()?,
+                    s[8..10].parse().ok()?,
+                )?,
+                Precision::Day,
+            ))
+        }
         _ => None,
     }
 }
@@ -90,7 +95,10 @@ fn parse_time_part(s: &str, allow_minutes: bool) -> Option<(NaiveTime, Precision
     }
     let frac = &s[9..];
     let millis: u32 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    Some((NaiveTime::from_hms_milli_opt(h, m, sec, millis)?, Precision::Millis))
+    Some((
+        NaiveTime::from_hms_milli_opt(h, m, sec, millis)?,
+        Precision::Millis,
+    ))
 }
 
 fn parse_offset(s: &str) -> Option<FixedOffset> {
@@ -158,9 +166,7 @@ fn parse_general(s: &str, allow_minutes: bool) -> Option<FhirDateTime> {
             if dp != Precision::Day {
                 return None;
             }
-            let tz_at = rest
-                .find(['Z', '+', '-'])
-                .filter(|&i| i >= 5)?;
+            let tz_at = rest.find(['Z', '+', '-']).filter(|&i| i >= 5)?;
             let (time, tz) = rest.split_at(tz_at);
             let (t, p) = parse_time_part(time, allow_minutes)?;
             let off = parse_offset(tz)?;
@@ -265,8 +271,17 @@ mod tests {
     #[test]
     fn malformed_values_are_rejected() {
         for bad in [
-            "", "24", "2024-13", "2024-02-30", "2024-1-01", "2024-01-01T", "2024-01-01T25:00:00Z",
-            "2024-01-01T10:00Z", "2024-01-01 10:00:00Z", "abcd", "2024-01-01T10:00:00.Z",
+            "",
+            "24",
+            "2024-13",
+            "2024-02-30",
+            "2024-1-01",
+            "2024-01-01T",
+            "2024-01-01T25:00:00Z",
+            "2024-01-01T10:00Z",
+            "2024-01-01 10:00:00Z",
+            "abcd",
+            "2024-01-01T10:00:00.Z",
         ] {
             assert!(parse_datetime(bad).is_none(), "{bad:?} should be rejected");
         }

@@ -11,7 +11,10 @@ use crate::datetime::Range;
 pub enum IndexValue {
     /// token: `system|code` (system absent when the value has none). Codes, Codings,
     /// CodeableConcepts, Identifiers (system|value), ContactPoints (value), booleans ("true").
-    Token { system: Option<String>, code: String },
+    Token {
+        system: Option<String>,
+        code: String,
+    },
     /// string: `normalized` is lower-case with accents folded (see [`normalize_string`]);
     /// `exact` is the value as written, for `:exact`.
     String { normalized: String, exact: String },

@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod contract;
 pub mod error;
+pub mod eval;
 pub mod model;
 pub mod query;
 pub mod search;
@@ -37,7 +38,12 @@ pub trait Store: Send + Sync + 'static {
     async fn read(&self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>>;
 
     /// One version of `Type/id`.
-    async fn vread(&self, resource_type: &str, id: &str, version_id: i64) -> Result<Option<ResourceVersion>>;
+    async fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<ResourceVersion>>;
 
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage>;
 

@@ -104,7 +104,9 @@ pub enum WriteOp {
         id: String,
     },
     /// Delete the one resource matching `criteria` (none: nothing to do).
-    ConditionalDelete { criteria: SearchQuery },
+    ConditionalDelete {
+        criteria: SearchQuery,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -125,7 +125,11 @@ pub enum Condition {
     /// A search parameter of the type.
     Param { code: &'static str, test: Test },
     /// `param:missing=true|false`.
-    Missing { code: &'static str, param_type: ParamType, missing: bool },
+    Missing {
+        code: &'static str,
+        param_type: ParamType,
+        missing: bool,
+    },
     /// `ref.param=value`: resources whose reference `code` points to a resource of one of the
     /// target types that matches that type's condition.
     Chain {
@@ -138,7 +142,10 @@ pub enum Condition {
 pub enum SortBy {
     Id,
     LastUpdated,
-    Param { code: &'static str, param_type: ParamType },
+    Param {
+        code: &'static str,
+        param_type: ParamType,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -256,14 +263,20 @@ pub fn parse(
                 keep = false;
                 match value.parse::<usize>() {
                     Ok(n) => q.count = n.min(opts.max_count),
-                    Err(_) => issues.push(bad(name, format!("_count must be a whole number, not {value:?}"))),
+                    Err(_) => issues.push(bad(
+                        name,
+                        format!("_count must be a whole number, not {value:?}"),
+                    )),
                 }
             }
             "_offset" => {
                 keep = false;
                 match value.parse::<usize>() {
                     Ok(n) => q.offset = n,
-                    Err(_) => issues.push(bad(name, format!("_offset must be a whole number, not {value:?}"))),
+                    Err(_) => issues.push(bad(
+                        name,
+                        format!("_offset must be a whole number, not {value:?}"),
+                    )),
                 }
             }
             "_total" => match value.as_str() {
@@ -380,11 +393,19 @@ fn parse_include(resource_type: &str, value: &str, rev: bool) -> Result<Include,
     let value = value.strip_suffix(":iterate").unwrap_or(value);
     let mut parts = value.split(':');
     let (Some(source), Some(param)) = (parts.next(), parts.next()) else {
-        return Err(bad(name, format!("{name} must be Type:parameter[:TargetType], not {value:?}")));
+        return Err(bad(
+            name,
+            format!("{name} must be Type:parameter[:TargetType], not {value:?}"),
+        ));
     };
     let target = parts.next();
-    let Some(def) = search_params::lookup(source, param).filter(|d| d.param_type == ParamType::Reference) else {
-        return Err(bad(name, format!("{source} has no reference search parameter {param:?}")));
+    let Some(def) =
+        search_params::lookup(source, param).filter(|d| d.param_type == ParamType::Reference)
+    else {
+        return Err(bad(
+            name,
+            format!("{source} has no reference search parameter {param:?}"),
+        ));
     };
     if !rev && source != resource_type {
         return Err(bad(
@@ -399,8 +420,15 @@ fn parse_include(resource_type: &str, value: &str, rev: bool) -> Result<Include,
             None => return Err(bad(name, format!("{source}.{param} cannot point to {t}"))),
         },
     };
-    if rev && target_type.is_none() && !def.targets.contains(&resource_type) && !def.targets.is_empty() {
-        return Err(bad(name, format!("{source}.{param} never points to {resource_type}")));
+    if rev
+        && target_type.is_none()
+        && !def.targets.contains(&resource_type)
+        && !def.targets.is_empty()
+    {
+        return Err(bad(
+            name,
+            format!("{source}.{param} never points to {resource_type}"),
+        ));
     }
     Ok(Include {
         source_type: def.resource_type,
@@ -424,20 +452,31 @@ fn parse_condition(
         None => (name, None),
     };
     if value.is_empty() {
-        return Err(ParamError::Invalid(bad(name, format!("{name} has no value; give one or leave the parameter out"))));
+        return Err(ParamError::Invalid(bad(
+            name,
+            format!("{name} has no value; give one or leave the parameter out"),
+        )));
     }
     match code {
         "_id" => {
             if modifier.is_some() {
-                return Err(ParamError::Invalid(not_supported(name, "_id takes no modifier")));
+                return Err(ParamError::Invalid(not_supported(
+                    name,
+                    "_id takes no modifier",
+                )));
             }
             return Ok(Condition::Id(split_values(value)));
         }
         "_lastUpdated" => {
             if modifier.is_some() {
-                return Err(ParamError::Invalid(not_supported(name, "_lastUpdated takes no modifier")));
+                return Err(ParamError::Invalid(not_supported(
+                    name,
+                    "_lastUpdated takes no modifier",
+                )));
             }
-            return parse_dates(name, value).map(Condition::LastUpdated).map_err(ParamError::Invalid);
+            return parse_dates(name, value)
+                .map(Condition::LastUpdated)
+                .map_err(ParamError::Invalid);
         }
         _ => {}
     }
@@ -451,7 +490,12 @@ fn parse_condition(
         let missing = match value {
             "true" => true,
             "false" => false,
-            _ => return Err(ParamError::Invalid(bad(name, ":missing takes true or false"))),
+            _ => {
+                return Err(ParamError::Invalid(bad(
+                    name,
+                    ":missing takes true or false",
+                )))
+            }
         };
         return Ok(Condition::Missing {
             code: def.code,
@@ -465,7 +509,14 @@ fn parse_condition(
             let negate = match modifier {
                 None => false,
                 Some("not") => true,
-                Some(m) => return Err(invalid(not_supported(name, format!("modifier :{m} is not supported on token parameters (use :not or :missing)")))),
+                Some(m) => {
+                    return Err(invalid(not_supported(
+                        name,
+                        format!(
+                        "modifier :{m} is not supported on token parameters (use :not or :missing)"
+                    ),
+                    )))
+                }
             };
             Test::Token {
                 values: split_values(value).iter().map(|v| parse_token(v)).collect(),
@@ -481,13 +532,22 @@ fn parse_condition(
             };
             let values = split_values(value)
                 .into_iter()
-                .map(|v| if mode == StringMode::Exact { v } else { normalize_string(&v) })
+                .map(|v| {
+                    if mode == StringMode::Exact {
+                        v
+                    } else {
+                        normalize_string(&v)
+                    }
+                })
                 .collect();
             Test::String { values, mode }
         }
         ParamType::Date => {
             if let Some(m) = modifier {
-                return Err(invalid(not_supported(name, format!("modifier :{m} is not supported on date parameters"))));
+                return Err(invalid(not_supported(
+                    name,
+                    format!("modifier :{m} is not supported on date parameters"),
+                )));
             }
             Test::Date(parse_dates(name, value).map_err(invalid)?)
         }
@@ -496,7 +556,15 @@ fn parse_condition(
                 None => None,
                 Some(m) => match def.targets.iter().find(|t| **t == m) {
                     Some(t) => Some(*t),
-                    None => return Err(invalid(not_supported(name, format!("modifier :{m} is not supported here; {code} may point to {}", def.targets.join(", "))))),
+                    None => {
+                        return Err(invalid(not_supported(
+                            name,
+                            format!(
+                                "modifier :{m} is not supported here; {code} may point to {}",
+                                def.targets.join(", ")
+                            ),
+                        )))
+                    }
                 },
             };
             let values = split_values(value)
@@ -508,7 +576,10 @@ fn parse_condition(
         }
         ParamType::Quantity => {
             if let Some(m) = modifier {
-                return Err(invalid(not_supported(name, format!("modifier :{m} is not supported on quantity parameters"))));
+                return Err(invalid(not_supported(
+                    name,
+                    format!("modifier :{m} is not supported on quantity parameters"),
+                )));
             }
             let values = split_values(value)
                 .iter()
@@ -519,7 +590,10 @@ fn parse_condition(
         }
         ParamType::Uri => {
             if let Some(m) = modifier {
-                return Err(invalid(not_supported(name, format!("modifier :{m} is not supported on uri parameters"))));
+                return Err(invalid(not_supported(
+                    name,
+                    format!("modifier :{m} is not supported on uri parameters"),
+                )));
             }
             Test::Uri(split_values(value))
         }
@@ -530,7 +604,10 @@ fn parse_condition(
             )))
         }
     };
-    Ok(Condition::Param { code: def.code, test })
+    Ok(Condition::Param {
+        code: def.code,
+        test,
+    })
 }
 
 fn parse_chain(
@@ -545,19 +622,29 @@ fn parse_chain(
         Some((c, t)) => (c, Some(t)),
         None => (head, None),
     };
-    let Some(def) = search_params::lookup(resource_type, code).filter(|d| d.param_type == ParamType::Reference) else {
+    let Some(def) =
+        search_params::lookup(resource_type, code).filter(|d| d.param_type == ParamType::Reference)
+    else {
         return Err(ParamError::Unknown(not_supported(
             name,
             format!("{resource_type} has no reference search parameter {code:?} to chain through"),
         )));
     };
     if rest.contains('.') {
-        return Err(ParamError::Invalid(not_supported(name, "only one level of chaining is supported")));
+        return Err(ParamError::Invalid(not_supported(
+            name,
+            "only one level of chaining is supported",
+        )));
     }
     let candidates: Vec<&'static str> = match type_modifier {
         Some(t) => match def.targets.iter().find(|x| **x == t) {
             Some(x) => vec![*x],
-            None => return Err(ParamError::Invalid(bad(name, format!("{code} cannot point to {t}")))),
+            None => {
+                return Err(ParamError::Invalid(bad(
+                    name,
+                    format!("{code} cannot point to {t}"),
+                )))
+            }
         },
         None => def.targets.clone(),
     };
@@ -567,7 +654,8 @@ fn parse_chain(
         if !fhir::is_supported_type(t) {
             continue;
         }
-        let known = matches!(inner_code, "_id" | "_lastUpdated") || search_params::lookup(t, inner_code).is_some();
+        let known = matches!(inner_code, "_id" | "_lastUpdated")
+            || search_params::lookup(t, inner_code).is_some();
         if !known {
             continue;
         }
@@ -583,7 +671,10 @@ fn parse_chain(
             format!("no type that {resource_type}.{code} points to has a search parameter {inner_code:?}"),
         )));
     }
-    Ok(Condition::Chain { code: def.code, targets })
+    Ok(Condition::Chain {
+        code: def.code,
+        targets,
+    })
 }
 
 /// Splits on unescaped commas and removes `\` escapes (`\,` `\|` `\$` `\\`).
@@ -644,7 +735,11 @@ fn parse_dates(name: &str, value: &str) -> Result<Vec<DateValue>, Issue> {
         .collect()
 }
 
-fn parse_reference(v: &str, type_modifier: Option<&str>, base: Option<&str>) -> Result<ReferenceValue, String> {
+fn parse_reference(
+    v: &str,
+    type_modifier: Option<&str>,
+    base: Option<&str>,
+) -> Result<ReferenceValue, String> {
     let local_part = match base {
         Some(b) => v.strip_prefix(b).and_then(|r| r.strip_prefix('/')),
         None => None,
@@ -660,12 +755,18 @@ fn parse_reference(v: &str, type_modifier: Option<&str>, base: Option<&str>) -> 
         [t, id] | [t, id, "_history", _] => {
             if let Some(m) = type_modifier {
                 if m != *t {
-                    return Err(format!("{v:?} is a {t} reference but the modifier asks for {m}"));
+                    return Err(format!(
+                        "{v:?} is a {t} reference but the modifier asks for {m}"
+                    ));
                 }
             }
             (Some(t.to_string()), *id)
         }
-        _ => return Err(format!("{v:?} is not a reference; use Type/id, id or an absolute URL")),
+        _ => {
+            return Err(format!(
+                "{v:?} is not a reference; use Type/id, id or an absolute URL"
+            ))
+        }
     };
     if !fhir::types::is_valid_id(id) {
         return Err(format!("{id:?} is not a valid resource id"));
@@ -723,13 +824,22 @@ mod tests {
     fn reference_forms() {
         assert_eq!(
             parse_reference("Patient/1", None, None).unwrap(),
-            ReferenceValue::Local { resource_type: Some("Patient".into()), id: "1".into() }
+            ReferenceValue::Local {
+                resource_type: Some("Patient".into()),
+                id: "1".into()
+            }
         );
         assert_eq!(
             parse_reference("http://h/fhir/Patient/1", None, Some("http://h/fhir")).unwrap(),
-            ReferenceValue::Local { resource_type: Some("Patient".into()), id: "1".into() }
+            ReferenceValue::Local {
+                resource_type: Some("Patient".into()),
+                id: "1".into()
+            }
         );
-        assert!(matches!(parse_reference("http://other/Patient/1", None, Some("http://h/fhir")).unwrap(), ReferenceValue::Url(_)));
+        assert!(matches!(
+            parse_reference("http://other/Patient/1", None, Some("http://h/fhir")).unwrap(),
+            ReferenceValue::Url(_)
+        ));
         assert!(parse_reference("a/b/c", None, None).is_err());
     }
 

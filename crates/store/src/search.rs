@@ -19,7 +19,12 @@ pub trait ReadConn: Send {
     async fn count(&mut self, sql: &Sql) -> Result<u64>;
 }
 
-pub async fn read(conn: &mut dyn ReadConn, d: &dyn Dialect, ty: &str, id: &str) -> Result<Option<ResourceVersion>> {
+pub async fn read(
+    conn: &mut dyn ReadConn,
+    d: &dyn Dialect,
+    ty: &str,
+    id: &str,
+) -> Result<Option<ResourceVersion>> {
     Ok(conn.versions(&sql::read(d, ty, id)).await?.pop())
 }
 
@@ -30,10 +35,17 @@ pub async fn vread(
     id: &str,
     version_id: i64,
 ) -> Result<Option<ResourceVersion>> {
-    Ok(conn.versions(&sql::vread(d, ty, id, version_id)).await?.pop())
+    Ok(conn
+        .versions(&sql::vread(d, ty, id, version_id))
+        .await?
+        .pop())
 }
 
-pub async fn search(conn: &mut dyn ReadConn, d: &dyn Dialect, q: &SearchQuery) -> Result<SearchResult> {
+pub async fn search(
+    conn: &mut dyn ReadConn,
+    d: &dyn Dialect,
+    q: &SearchQuery,
+) -> Result<SearchResult> {
     let total = if q.total || q.summary_count {
         Some(conn.count(&sql::search_count(d, q)).await?)
     } else {
@@ -72,7 +84,13 @@ pub async fn search(conn: &mut dyn ReadConn, d: &dyn Dialect, q: &SearchQuery) -
         }
         for inc in &q.revinclude {
             let rows = conn
-                .versions(&sql::revinclude(d, inc, &q.resource_type, &ids, REVINCLUDE_LIMIT))
+                .versions(&sql::revinclude(
+                    d,
+                    inc,
+                    &q.resource_type,
+                    &ids,
+                    REVINCLUDE_LIMIT,
+                ))
                 .await?;
             add(rows, &mut included);
         }
@@ -85,7 +103,11 @@ pub async fn search(conn: &mut dyn ReadConn, d: &dyn Dialect, q: &SearchQuery) -
     })
 }
 
-pub async fn history(conn: &mut dyn ReadConn, d: &dyn Dialect, q: &HistoryQuery) -> Result<HistoryPage> {
+pub async fn history(
+    conn: &mut dyn ReadConn,
+    d: &dyn Dialect,
+    q: &HistoryQuery,
+) -> Result<HistoryPage> {
     let versions = conn.versions(&sql::history(d, q)).await?;
     let total = conn.count(&sql::history_count(d, q)).await?;
     Ok(HistoryPage { versions, total })

@@ -297,7 +297,13 @@ pub fn include(d: &dyn Dialect, inc: &Include, page_ids: &[String]) -> Sql {
 }
 
 /// Resources of `inc.source_type` that point at one of the page's resources through `inc.param`.
-pub fn revinclude(d: &dyn Dialect, inc: &Include, page_type: &str, page_ids: &[String], limit: usize) -> Sql {
+pub fn revinclude(
+    d: &dyn Dialect,
+    inc: &Include,
+    page_type: &str,
+    page_ids: &[String],
+    limit: usize,
+) -> Sql {
     let mut b = Builder::new(d);
     b.push("SELECT s.res_type, s.res_id, s.version_id, s.last_updated, s.deleted, s.content FROM resources s WHERE s.res_type = ")
         .text(inc.source_type)
@@ -330,7 +336,11 @@ fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition) {
             missing,
         } => {
             b.push(alias)
-                .push(if *missing { ".rid NOT IN (" } else { ".rid IN (" })
+                .push(if *missing {
+                    ".rid NOT IN ("
+                } else {
+                    ".rid IN ("
+                })
                 .push("SELECT rid FROM ")
                 .push(index_table(*param_type))
                 .push(" WHERE res_type = ")
@@ -373,7 +383,9 @@ fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition) {
                 }
                 b.push("(c.target_type = ")
                     .text(target)
-                    .push(" AND c.target_id IN (SELECT t.res_id FROM resources t WHERE t.res_type = ")
+                    .push(
+                        " AND c.target_id IN (SELECT t.res_id FROM resources t WHERE t.res_type = ",
+                    )
                     .text(target)
                     .push(" AND t.deleted = 0 AND ");
                 condition(b, "t", target, inner);
@@ -544,19 +556,29 @@ fn reference_test(b: &mut Builder, v: &ReferenceValue) {
     }
 }
 
+/// The bounds of a quantity's implicit range, rounded to the decimals that define them: in
+/// binary `5.4 - 0.05` is 5.3500000000000005, which would leave out a stored 5.35.
+fn precision_bounds(v: &QuantityValue) -> (f64, f64) {
+    let digits = ((0.5 / v.tolerance).log10().round() as i32 + 1).clamp(0, 15);
+    let scale = 10f64.powi(digits);
+    let round = |x: f64| (x * scale).round() / scale;
+    (round(v.value - v.tolerance), round(v.value + v.tolerance))
+}
+
 fn quantity_test(b: &mut Builder, v: &QuantityValue) {
+    let (low, high) = precision_bounds(v);
     match v.prefix {
         Prefix::Eq => {
             b.push("value >= ")
-                .real(v.value - v.tolerance)
+                .real(low)
                 .push(" AND value < ")
-                .real(v.value + v.tolerance);
+                .real(high);
         }
         Prefix::Ne => {
             b.push("NOT (value >= ")
-                .real(v.value - v.tolerance)
+                .real(low)
                 .push(" AND value < ")
-                .real(v.value + v.tolerance)
+                .real(high)
                 .push(")");
         }
         Prefix::Gt | Prefix::Sa => {
@@ -590,6 +612,21 @@ mod tests {
         let b = read(&PostgresDialect, "Patient", "1");
         assert_eq!(a.params, b.params);
         assert_eq!(a.text.replace("?1", "$1").replace("?2", "$2"), b.text);
+    }
+
+    #[test]
+    fn quantity_bounds_are_the_written_decimals() {
+        let q = |value: f64, tolerance: f64| QuantityValue {
+            prefix: Prefix::Eq,
+            value,
+            tolerance,
+            system: None,
+            code: None,
+        };
+        assert_eq!(precision_bounds(&q(5.4, 0.05)), (5.35, 5.45));
+        assert_eq!(precision_bounds(&q(5.4, 0.005)), (5.395, 5.405));
+        assert_eq!(precision_bounds(&q(5.0, 0.5)), (4.5, 5.5));
+        assert_eq!(precision_bounds(&q(0.3, 0.05)), (0.25, 0.35));
     }
 
     #[test]

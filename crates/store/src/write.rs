@@ -26,7 +26,12 @@ pub trait WriteTx: ReadConn {
     /// Writes `version` as the new current version (moving the previous current version, if
     /// `replaces_existing`, to history) and replaces the resource's index rows with `index`
     /// (none when `version.deleted`).
-    async fn put(&mut self, version: &ResourceVersion, replaces_existing: bool, index: &[IndexEntry]) -> Result<()>;
+    async fn put(
+        &mut self,
+        version: &ResourceVersion,
+        replaces_existing: bool,
+        index: &[IndexEntry],
+    ) -> Result<()>;
     /// Serialises transactions that use the same key until commit (conditional writes on a
     /// backend with concurrent writers); a no-op where there is one writer.
     async fn lock(&mut self, key: &str) -> Result<()>;
@@ -42,7 +47,12 @@ enum Plan {
 }
 
 /// Runs `ops` in `tx`. On error the caller must roll the transaction back.
-pub async fn apply(tx: &mut dyn WriteTx, d: &dyn Dialect, mut ops: Vec<WriteOp>, now: DateTime<Utc>) -> Result<Vec<WriteOutcome>> {
+pub async fn apply(
+    tx: &mut dyn WriteTx,
+    d: &dyn Dialect,
+    mut ops: Vec<WriteOp>,
+    now: DateTime<Utc>,
+) -> Result<Vec<WriteOutcome>> {
     let single = ops.len() == 1;
     let wrap = |index: usize, e: StoreError| {
         if single {
@@ -61,9 +71,15 @@ pub async fn apply(tx: &mut dyn WriteTx, d: &dyn Dialect, mut ops: Vec<WriteOp>,
     for (i, op) in ops.iter().enumerate() {
         let plan = resolve(tx, d, op).await.map_err(|e| wrap(i, e))?;
         let (full_url, ty) = match op {
-            WriteOp::Create { full_url, resource, .. }
-            | WriteOp::Update { full_url, resource, .. }
-            | WriteOp::ConditionalUpdate { full_url, resource, .. } => (full_url, &resource.resource_type),
+            WriteOp::Create {
+                full_url, resource, ..
+            }
+            | WriteOp::Update {
+                full_url, resource, ..
+            }
+            | WriteOp::ConditionalUpdate {
+                full_url, resource, ..
+            } => (full_url, &resource.resource_type),
             _ => (&None, &String::new()),
         };
         if let Some(url) = full_url {
@@ -109,14 +125,19 @@ pub async fn apply(tx: &mut dyn WriteTx, d: &dyn Dialect, mut ops: Vec<WriteOp>,
     Ok(outcomes.into_iter().flatten().collect())
 }
 
-async fn find(tx: &mut dyn WriteTx, d: &dyn Dialect, criteria: &SearchQuery) -> Result<Vec<ResourceVersion>> {
+async fn find(
+    tx: &mut dyn WriteTx,
+    d: &dyn Dialect,
+    criteria: &SearchQuery,
+) -> Result<Vec<ResourceVersion>> {
     let mut q = criteria.clone();
     q.count = 2;
     q.offset = 0;
     q.include.clear();
     q.revinclude.clear();
     q.sort.clear();
-    tx.lock(&format!("{}?{:?}", q.resource_type, q.canonical)).await?;
+    tx.lock(&format!("{}?{:?}", q.resource_type, q.canonical))
+        .await?;
     let mut rows = tx.versions(&sql::search_page(d, &q)).await?;
     rows.truncate(2);
     Ok(rows)
@@ -159,7 +180,9 @@ async fn resolve(tx: &mut dyn WriteTx, d: &dyn Dialect, op: &WriteOp) -> Result<
             check_id(resource, id)?;
             Plan::Write { id: id.clone() }
         }
-        WriteOp::ConditionalUpdate { criteria, resource, .. } => {
+        WriteOp::ConditionalUpdate {
+            criteria, resource, ..
+        } => {
             let found = find(tx, d, criteria).await?;
             match found.as_slice() {
                 [] => match resource.value.get("id").and_then(Value::as_str) {
@@ -196,7 +219,12 @@ async fn resolve(tx: &mut dyn WriteTx, d: &dyn Dialect, op: &WriteOp) -> Result<
     })
 }
 
-async fn execute(tx: &mut dyn WriteTx, op: WriteOp, plan: Plan, now: DateTime<Utc>) -> Result<WriteOutcome> {
+async fn execute(
+    tx: &mut dyn WriteTx,
+    op: WriteOp,
+    plan: Plan,
+    now: DateTime<Utc>,
+) -> Result<WriteOutcome> {
     match plan {
         Plan::Existing(v) => Ok(WriteOutcome::Existing(v)),
         Plan::Nothing { resource_type } => Ok(WriteOutcome::Deleted {
@@ -206,8 +234,14 @@ async fn execute(tx: &mut dyn WriteTx, op: WriteOp, plan: Plan, now: DateTime<Ut
         }),
         Plan::Create { id } => {
             let resource = match op {
-                WriteOp::Create { resource, .. } | WriteOp::ConditionalUpdate { resource, .. } => resource,
-                _ => return Err(StoreError::Database("create planned for a non-create".into())),
+                WriteOp::Create { resource, .. } | WriteOp::ConditionalUpdate { resource, .. } => {
+                    resource
+                }
+                _ => {
+                    return Err(StoreError::Database(
+                        "create planned for a non-create".into(),
+                    ))
+                }
             };
             let version = stored_version(&resource, &id, 1, now)?;
             tx.put(&version, false, &resource.index).await?;
@@ -215,10 +249,17 @@ async fn execute(tx: &mut dyn WriteTx, op: WriteOp, plan: Plan, now: DateTime<Ut
         }
         Plan::Write { id } => {
             let (resource, if_match) = match op {
-                WriteOp::Update { resource, if_match, .. } | WriteOp::ConditionalUpdate { resource, if_match, .. } => {
-                    (resource, if_match)
+                WriteOp::Update {
+                    resource, if_match, ..
                 }
-                _ => return Err(StoreError::Database("update planned for a non-update".into())),
+                | WriteOp::ConditionalUpdate {
+                    resource, if_match, ..
+                } => (resource, if_match),
+                _ => {
+                    return Err(StoreError::Database(
+                        "update planned for a non-update".into(),
+                    ))
+                }
             };
             let current = tx.current(&resource.resource_type, &id).await?;
             let current_version = current.as_ref().map(|c| c.version_id).unwrap_or(0);
@@ -285,7 +326,12 @@ pub fn new_id() -> String {
 
 /// The JSON as stored and served: `resourceType`, `id`, `meta` (with `versionId` and
 /// `lastUpdated` set by the server) first, then the rest in the order given.
-fn stored_version(resource: &Prepared, id: &str, version_id: i64, now: DateTime<Utc>) -> Result<ResourceVersion> {
+fn stored_version(
+    resource: &Prepared,
+    id: &str,
+    version_id: i64,
+    now: DateTime<Utc>,
+) -> Result<ResourceVersion> {
     let Value::Object(body) = &resource.value else {
         return Err(StoreError::invalid(fhir::Issue::error(
             fhir::IssueType::Structure,
@@ -293,14 +339,20 @@ fn stored_version(resource: &Prepared, id: &str, version_id: i64, now: DateTime<
         )));
     };
     let mut out = Map::with_capacity(body.len() + 2);
-    out.insert("resourceType".into(), Value::String(resource.resource_type.clone()));
+    out.insert(
+        "resourceType".into(),
+        Value::String(resource.resource_type.clone()),
+    );
     out.insert("id".into(), Value::String(id.to_string()));
     let mut meta = match body.get("meta") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
     meta.insert("versionId".into(), Value::String(version_id.to_string()));
-    meta.insert("lastUpdated".into(), Value::String(fhir::datetime::format_instant(now)));
+    meta.insert(
+        "lastUpdated".into(),
+        Value::String(fhir::datetime::format_instant(now)),
+    );
     out.insert("meta".into(), Value::Object(meta));
     for (k, v) in body {
         if !matches!(k.as_str(), "resourceType" | "id" | "meta") {
@@ -360,7 +412,9 @@ fn rewrite_references(v: &mut Value, aliases: &HashMap<String, String>) -> bool 
             }
             changed
         }
-        Value::Array(a) => a.iter_mut().fold(false, |c, x| rewrite_references(x, aliases) | c),
+        Value::Array(a) => a
+            .iter_mut()
+            .fold(false, |c, x| rewrite_references(x, aliases) | c),
         _ => false,
     }
 }

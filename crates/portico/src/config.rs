@@ -1,0 +1,874 @@
+//! Configuration: environment variables, or a TOML file given by `--config`, over defaults
+//! (DESIGN.md §3). An environment variable wins over the file, the file over the default.
+//!
+//! [`Config`] is a plain value: `main` builds one and hands it on as `Arc<Config>`; tests build
+//! their own with [`Config::load`] and a map standing in for the environment. Values are checked
+//! here, once, so that a bad setting stops the program at start with one line naming it.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://portico.db";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_MLLP_ADDR: &str = "127.0.0.1:2575";
+pub const DEFAULT_LOG: &str = "info";
+
+/// A value that must never reach a log or an error message. `Debug` prints `[redacted]`;
+/// there is no `Display`, so showing it takes a deliberate [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Every setting, with its environment variable and its key in the TOML file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Setting {
+    DatabaseUrl,
+    HttpAddr,
+    MllpAddr,
+    PublicUrl,
+    SmtpUrl,
+    NotifyUrl,
+    NotifyKey,
+    OidcIssuer,
+    OidcClientId,
+    OidcKey,
+    MaxBodyBytes,
+    Log,
+}
+
+impl Setting {
+    pub const ALL: [Setting; 12] = [
+        Setting::DatabaseUrl,
+        Setting::HttpAddr,
+        Setting::MllpAddr,
+        Setting::PublicUrl,
+        Setting::SmtpUrl,
+        Setting::NotifyUrl,
+        Setting::NotifyKey,
+        Setting::OidcIssuer,
+        Setting::OidcClientId,
+        Setting::OidcKey,
+        Setting::MaxBodyBytes,
+        Setting::Log,
+    ];
+
+    pub fn env(self) -> &'static str {
+        match self {
+            Setting::DatabaseUrl => "PORTICO_DATABASE_URL",
+            Setting::HttpAddr => "PORTICO_HTTP_ADDR",
+            Setting::MllpAddr => "PORTICO_MLLP_ADDR",
+            Setting::PublicUrl => "PORTICO_PUBLIC_URL",
+            Setting::SmtpUrl => "PORTICO_SMTP_URL",
+            Setting::NotifyUrl => "PORTICO_NOTIFY_URL",
+            Setting::NotifyKey => "PORTICO_NOTIFY_KEY",
+            Setting::OidcIssuer => "PORTICO_OIDC_ISSUER",
+            Setting::OidcClientId => "PORTICO_OIDC_CLIENT_ID",
+            Setting::OidcKey => "PORTICO_OIDC_KEY",
+            Setting::MaxBodyBytes => "PORTICO_MAX_BODY_BYTES",
+            Setting::Log => "PORTICO_LOG",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Setting::DatabaseUrl => "database_url",
+            Setting::HttpAddr => "http_addr",
+            Setting::MllpAddr => "mllp_addr",
+            Setting::PublicUrl => "public_url",
+            Setting::SmtpUrl => "smtp_url",
+            Setting::NotifyUrl => "notify_url",
+            Setting::NotifyKey => "notify_key",
+            Setting::OidcIssuer => "oidc_issuer",
+            Setting::OidcClientId => "oidc_client_id",
+            Setting::OidcKey => "oidc_key",
+            Setting::MaxBodyBytes => "max_body_bytes",
+            Setting::Log => "log",
+        }
+    }
+}
+
+/// Where the database is, parsed from `PORTICO_DATABASE_URL`; the scheme picks the backend.
+#[derive(Clone, PartialEq)]
+pub enum DatabaseUrl {
+    Sqlite {
+        /// The URL as given, for the SQLite backend.
+        url: String,
+        /// The database file.
+        path: PathBuf,
+    },
+    Postgres {
+        url: Secret<String>,
+        /// The URL with its password replaced by `***`, for messages.
+        shown: String,
+        /// `host[:port]/database`, for messages.
+        target: String,
+        /// Kept only to scrub it from error messages that a driver might echo.
+        password: Option<Secret<String>>,
+    },
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL. The error message never repeats more of the input than its scheme
+    /// (or, for SQLite, the file path), so a password cannot leak through it.
+    pub fn parse(input: &str) -> std::result::Result<DatabaseUrl, String> {
+        let input = input.trim();
+        let Some((scheme, rest)) = input.split_once(':') else {
+            return Err(
+                "not a URL; use sqlite://path (e.g. sqlite://portico.db) or postgres://user@host:5432/database"
+                    .into(),
+            );
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                let without_slashes = rest.strip_prefix("//").unwrap_or(rest);
+                let path = without_slashes
+                    .split_once('?')
+                    .map_or(without_slashes, |(p, _)| p);
+                if path.is_empty() {
+                    return Err("no file after sqlite://; give a path, e.g. sqlite://portico.db or sqlite:///var/lib/portico/portico.db".into());
+                }
+                if path == ":memory:" || path.contains("mode=memory") {
+                    return Err("an in-memory SQLite database cannot be shared by the server's connections; give a file path, e.g. sqlite://portico.db".into());
+                }
+                Ok(DatabaseUrl::Sqlite {
+                    url: input.to_string(),
+                    path: PathBuf::from(path),
+                })
+            }
+            "postgres" | "postgresql" => {
+                let Some(after) = rest.strip_prefix("//") else {
+                    return Err(format!(
+                        "a {scheme} URL starts with {scheme}://; e.g. postgres://user@host:5432/database"
+                    ));
+                };
+                let authority_end = after.find(['/', '?']).unwrap_or(after.len());
+                let (authority, tail) = after.split_at(authority_end);
+                let (userinfo, hostport) = match authority.rsplit_once('@') {
+                    Some((u, h)) => (Some(u), h),
+                    None => (None, authority),
+                };
+                let password = userinfo
+                    .and_then(|u| u.split_once(':'))
+                    .map(|(_, p)| p.to_string());
+                let shown_userinfo = match userinfo {
+                    Some(u) => match u.split_once(':') {
+                        Some((user, _)) => format!("{user}:***@"),
+                        None => format!("{u}@"),
+                    },
+                    None => String::new(),
+                };
+                let database = tail
+                    .strip_prefix('/')
+                    .unwrap_or("")
+                    .split('?')
+                    .next()
+                    .unwrap_or("");
+                let host = if hostport.is_empty() {
+                    "localhost (socket)"
+                } else {
+                    hostport
+                };
+                Ok(DatabaseUrl::Postgres {
+                    url: Secret::new(input.to_string()),
+                    shown: format!("{scheme}://{shown_userinfo}{hostport}{tail}"),
+                    target: if database.is_empty() {
+                        host.to_string()
+                    } else {
+                        format!("{host}/{database}")
+                    },
+                    password: password.filter(|p| !p.is_empty()).map(Secret::new),
+                })
+            }
+            other => Err(format!(
+                "unsupported scheme {}; use sqlite://path or postgres://…",
+                printable(other)
+            )),
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            DatabaseUrl::Sqlite { .. } => "sqlite",
+            DatabaseUrl::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// The URL as it may be shown: any password replaced by `***`.
+    pub fn shown(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite { url, .. } => url.clone(),
+            DatabaseUrl::Postgres { shown, .. } => shown.clone(),
+        }
+    }
+
+    /// Removes the password (as written, and percent-decoded) from a message.
+    pub fn scrub(&self, message: &str) -> String {
+        let DatabaseUrl::Postgres {
+            password: Some(password),
+            ..
+        } = self
+        else {
+            return message.to_string();
+        };
+        let mut out = message.to_string();
+        let raw = password.expose();
+        let decoded = percent_decode(raw);
+        for secret in [raw.as_str(), decoded.as_str()] {
+            if !secret.is_empty() {
+                out = out.replace(secret, "[redacted]");
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.shown())
+    }
+}
+
+/// A scheme is shown in messages; keep it to something harmless and short.
+fn printable(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        .take(20)
+        .collect();
+    if cleaned.is_empty() {
+        "(empty)".into()
+    } else {
+        cleaned
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Where a setting's value came from, so that an error names it the way the user wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Origin {
+    Default,
+    Env(&'static str),
+    File,
+}
+
+/// The TOML file's shape: the same settings as the environment, under their lower-case keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    http_addr: Option<String>,
+    mllp_addr: Option<String>,
+    public_url: Option<String>,
+    smtp_url: Option<String>,
+    notify_url: Option<String>,
+    notify_key: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_key: Option<String>,
+    max_body_bytes: Option<u64>,
+    log: Option<String>,
+}
+
+impl FileConfig {
+    fn get(&self, setting: Setting) -> Option<String> {
+        match setting {
+            Setting::DatabaseUrl => self.database_url.clone(),
+            Setting::HttpAddr => self.http_addr.clone(),
+            Setting::MllpAddr => self.mllp_addr.clone(),
+            Setting::PublicUrl => self.public_url.clone(),
+            Setting::SmtpUrl => self.smtp_url.clone(),
+            Setting::NotifyUrl => self.notify_url.clone(),
+            Setting::NotifyKey => self.notify_key.clone(),
+            Setting::OidcIssuer => self.oidc_issuer.clone(),
+            Setting::OidcClientId => self.oidc_client_id.clone(),
+            Setting::OidcKey => self.oidc_key.clone(),
+            Setting::MaxBodyBytes => self.max_body_bytes.map(|n| n.to_string()),
+            Setting::Log => self.log.clone(),
+        }
+    }
+}
+
+/// The whole configuration, checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    pub http_addr: SocketAddr,
+    /// Checked now; the MLLP listener itself arrives with the HL7 issue.
+    pub mllp_addr: SocketAddr,
+    /// None: derived from the address the HTTP listener is actually bound to
+    /// (`http://127.0.0.1:8080` with the defaults). Never ends in `/`.
+    pub public_url: Option<String>,
+    pub smtp_url: Option<Secret<String>>,
+    pub notify_url: Option<String>,
+    pub notify_key: Option<Secret<String>>,
+    pub oidc_issuer: Option<String>,
+    pub oidc_client_id: Option<String>,
+    pub oidc_key: Option<Secret<String>>,
+    pub max_body_bytes: usize,
+    /// A `tracing` filter, e.g. `info` or `portico=debug,web=debug`.
+    pub log: String,
+    file: Option<PathBuf>,
+    from_file: BTreeSet<Setting>,
+}
+
+impl Config {
+    /// Reads the process environment and, when given, the TOML file.
+    pub fn from_env(file: Option<&Path>) -> Result<Config> {
+        Config::load(file, |name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from `env` (a stand-in for the environment) over the file over
+    /// the defaults. An empty environment variable counts as unset.
+    pub fn load(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let file_config = match file {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let env = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+
+        let mut from_file = BTreeSet::new();
+        let mut origins = Vec::new();
+        let mut raw = |setting: Setting| -> Option<String> {
+            let from_env = env(setting.env()).map(|v| (v, Origin::Env(setting.env())));
+            // RUST_LOG is the usual name for a log filter; PORTICO_LOG wins when both are set.
+            let from_env = from_env.or_else(|| {
+                (setting == Setting::Log)
+                    .then(|| env("RUST_LOG").map(|v| (v, Origin::Env("RUST_LOG"))))
+                    .flatten()
+            });
+            let found = from_env.or_else(|| file_config.get(setting).map(|v| (v, Origin::File)));
+            match found {
+                Some((value, origin)) => {
+                    if origin == Origin::File {
+                        from_file.insert(setting);
+                    }
+                    origins.push((setting, origin));
+                    Some(value)
+                }
+                None => {
+                    origins.push((setting, Origin::Default));
+                    None
+                }
+            }
+        };
+
+        let database_url = raw(Setting::DatabaseUrl);
+        let http_addr = raw(Setting::HttpAddr);
+        let mllp_addr = raw(Setting::MllpAddr);
+        let public_url = raw(Setting::PublicUrl);
+        let smtp_url = raw(Setting::SmtpUrl);
+        let notify_url = raw(Setting::NotifyUrl);
+        let notify_key = raw(Setting::NotifyKey);
+        let oidc_issuer = raw(Setting::OidcIssuer);
+        let oidc_client_id = raw(Setting::OidcClientId);
+        let oidc_key = raw(Setting::OidcKey);
+        let max_body_bytes = raw(Setting::MaxBodyBytes);
+        let log = raw(Setting::Log);
+
+        let name = |setting: Setting| -> String {
+            let origin = origins
+                .iter()
+                .find(|(s, _)| *s == setting)
+                .map(|(_, o)| o.clone())
+                .unwrap_or(Origin::Default);
+            setting_label(setting, &origin, file)
+        };
+        let bad = |setting: Setting, message: String| Error::Config {
+            setting: name(setting),
+            message,
+        };
+
+        let database_url =
+            DatabaseUrl::parse(database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL))
+                .map_err(|m| bad(Setting::DatabaseUrl, m))?;
+        let http_addr = parse_addr(http_addr.as_deref().unwrap_or(DEFAULT_HTTP_ADDR), "8080")
+            .map_err(|m| bad(Setting::HttpAddr, m))?;
+        let mllp_addr = parse_addr(mllp_addr.as_deref().unwrap_or(DEFAULT_MLLP_ADDR), "2575")
+            .map_err(|m| bad(Setting::MllpAddr, m))?;
+        let public_url = public_url
+            .map(|u| parse_http_url(&u, "https://portal.example.nhs.uk"))
+            .transpose()
+            .map_err(|m| bad(Setting::PublicUrl, m))?;
+        let smtp_url = smtp_url
+            .map(|u| {
+                let lower = u.to_ascii_lowercase();
+                if lower.starts_with("smtp://") || lower.starts_with("smtps://") {
+                    Ok(Secret::new(u))
+                } else {
+                    Err("use smtp://host:port or smtps://user:password@host:465".to_string())
+                }
+            })
+            .transpose()
+            .map_err(|m| bad(Setting::SmtpUrl, m))?;
+        let notify_url = notify_url
+            .map(|u| parse_http_url(&u, "https://api.notifications.service.gov.uk"))
+            .transpose()
+            .map_err(|m| bad(Setting::NotifyUrl, m))?;
+        let oidc_issuer = oidc_issuer
+            .map(|u| parse_http_url(&u, "https://auth.login.nhs.uk"))
+            .transpose()
+            .map_err(|m| bad(Setting::OidcIssuer, m))?;
+        let max_body_bytes = match max_body_bytes {
+            None => default_max_body_bytes(),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| {
+                    bad(
+                        Setting::MaxBodyBytes,
+                        format!(
+                            "{:?} is not a size in bytes of at least 1024; e.g. {}",
+                            v.chars().take(40).collect::<String>(),
+                            default_max_body_bytes()
+                        ),
+                    )
+                })?,
+        };
+        let log = log.unwrap_or_else(|| DEFAULT_LOG.to_string());
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log) {
+            return Err(bad(
+                Setting::Log,
+                format!("invalid log filter ({e}); e.g. info, or info,web=debug"),
+            ));
+        }
+
+        Ok(Config {
+            database_url,
+            http_addr,
+            mllp_addr,
+            public_url,
+            smtp_url,
+            notify_url,
+            notify_key: notify_key.map(Secret::new),
+            oidc_issuer,
+            oidc_client_id,
+            oidc_key: oidc_key.map(Secret::new),
+            max_body_bytes,
+            log,
+            file: file.map(Path::to_path_buf),
+            from_file,
+        })
+    }
+
+    /// How to name `setting` in a message: its environment variable, or its key in the file
+    /// when the value came from there.
+    pub fn name_of(&self, setting: Setting) -> String {
+        let origin = if self.from_file.contains(&setting) {
+            Origin::File
+        } else {
+            Origin::Env(setting.env())
+        };
+        setting_label(setting, &origin, self.file.as_deref())
+    }
+
+    /// The public base URL: the configured one, or one made from the address the HTTP listener
+    /// is bound to (an unspecified address such as 0.0.0.0 is shown as 127.0.0.1).
+    pub fn public_url_for(&self, bound: SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let ip = if bound.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            bound.ip()
+        };
+        format!("http://{}", SocketAddr::new(ip, bound.port()))
+    }
+
+    /// Settings that are accepted now but have no effect until a later issue adds their feature.
+    pub fn unused_settings(&self) -> Vec<&'static str> {
+        let mut unused = Vec::new();
+        if self.smtp_url.is_some() {
+            unused.push(Setting::SmtpUrl.env());
+        }
+        if self.notify_url.is_some() || self.notify_key.is_some() {
+            unused.push(Setting::NotifyUrl.env());
+        }
+        if self.oidc_issuer.is_some() || self.oidc_client_id.is_some() || self.oidc_key.is_some() {
+            unused.push(Setting::OidcIssuer.env());
+        }
+        unused
+    }
+}
+
+/// Requests with larger bodies are refused (413) before they are read; the web layer's default.
+pub fn default_max_body_bytes() -> usize {
+    web::WebConfig::default().max_body_bytes
+}
+
+fn setting_label(setting: Setting, origin: &Origin, file: Option<&Path>) -> String {
+    match (origin, file) {
+        (Origin::File, Some(path)) => format!("{} in {}", setting.key(), path.display()),
+        (Origin::Env(name), _) => (*name).to_string(),
+        _ => setting.env().to_string(),
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigFile {
+        path: path.to_path_buf(),
+        message: format!(
+            "cannot read the configuration file ({e}); check the path given to --config"
+        ),
+    })?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().replace('\n', " ");
+        let message = message.trim();
+        Error::ConfigFile {
+            path: path.to_path_buf(),
+            message: match line {
+                Some(line) => format!("line {line}: {message}"),
+                None => message.to_string(),
+            },
+        }
+    })
+}
+
+/// `IP:port`, or `localhost:port`.
+fn parse_addr(value: &str, example_port: &str) -> std::result::Result<SocketAddr, String> {
+    let value = value.trim();
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Some(port) = value.strip_prefix("localhost:") {
+        if let Ok(port) = port.parse::<u16>() {
+            return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+        }
+    }
+    Err(format!(
+        "cannot parse {:?} as an address; give IP:port, e.g. 127.0.0.1:{example_port} or 0.0.0.0:{example_port}",
+        value.chars().take(60).collect::<String>()
+    ))
+}
+
+/// An absolute http(s) URL, without a trailing `/`.
+fn parse_http_url(value: &str, example: &str) -> std::result::Result<String, String> {
+    let value = value.trim();
+    let lower = value.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !value.contains(' ') => {
+            Ok(value.trim_end_matches('/').to_string())
+        }
+        _ => Err(format!(
+            "{:?} is not an absolute http(s) URL; e.g. {example}",
+            value.chars().take(60).collect::<String>()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("portico.toml");
+        std::fs::write(&path, text).expect("write config");
+        (dir, path)
+    }
+
+    fn config_error(result: Result<Config>) -> Error {
+        match result {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let config = Config::load(None, env_of(&[])).expect("defaults");
+        assert_eq!(
+            config.database_url,
+            DatabaseUrl::Sqlite {
+                url: "sqlite://portico.db".into(),
+                path: PathBuf::from("portico.db")
+            }
+        );
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.mllp_addr.to_string(), "127.0.0.1:2575");
+        assert_eq!(config.public_url, None);
+        assert_eq!(
+            config.public_url_for(config.http_addr),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(config.max_body_bytes, 10 * 1024 * 1024);
+        assert_eq!(config.log, "info");
+        assert!(config.smtp_url.is_none() && config.notify_key.is_none());
+    }
+
+    #[test]
+    fn environment_wins_over_file_and_file_over_defaults() {
+        let (_dir, path) = file_with(
+            "database_url = \"sqlite:///srv/file.db\"\nhttp_addr = \"0.0.0.0:9000\"\nmllp_addr = \"127.0.0.1:2600\"\nmax_body_bytes = 2048\n",
+        );
+        let config = Config::load(
+            Some(&path),
+            env_of(&[("PORTICO_HTTP_ADDR", "127.0.0.1:9100")]),
+        )
+        .expect("config");
+        // env over file
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:9100");
+        // file over default
+        assert_eq!(config.mllp_addr.to_string(), "127.0.0.1:2600");
+        assert_eq!(config.max_body_bytes, 2048);
+        assert_eq!(config.database_url.shown(), "sqlite:///srv/file.db");
+        // default where neither says anything
+        assert_eq!(config.log, "info");
+        assert_eq!(config.name_of(Setting::HttpAddr), "PORTICO_HTTP_ADDR");
+        assert_eq!(
+            config.name_of(Setting::MllpAddr),
+            format!("mllp_addr in {}", path.display())
+        );
+    }
+
+    #[test]
+    fn an_empty_environment_variable_counts_as_unset() {
+        let (_dir, path) = file_with("http_addr = \"127.0.0.1:9000\"\n");
+        let config =
+            Config::load(Some(&path), env_of(&[("PORTICO_HTTP_ADDR", "")])).expect("config");
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn portico_log_wins_over_rust_log() {
+        let config = Config::load(
+            None,
+            env_of(&[("RUST_LOG", "debug"), ("PORTICO_LOG", "warn")]),
+        )
+        .expect("config");
+        assert_eq!(config.log, "warn");
+        let config = Config::load(None, env_of(&[("RUST_LOG", "debug")])).expect("config");
+        assert_eq!(config.log, "debug");
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash_and_must_be_http() {
+        let config = Config::load(
+            None,
+            env_of(&[("PORTICO_PUBLIC_URL", "https://portal.example.nhs.uk/")]),
+        )
+        .expect("config");
+        assert_eq!(
+            config.public_url_for(config.http_addr),
+            "https://portal.example.nhs.uk"
+        );
+        let e = config_error(Config::load(
+            None,
+            env_of(&[("PORTICO_PUBLIC_URL", "portal.example")]),
+        ));
+        assert!(e.to_string().starts_with("PORTICO_PUBLIC_URL: "), "{e}");
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn derived_public_url_uses_the_bound_port_and_a_reachable_host() {
+        let config =
+            Config::load(None, env_of(&[("PORTICO_HTTP_ADDR", "0.0.0.0:0")])).expect("config");
+        let bound: SocketAddr = "0.0.0.0:43123".parse().expect("addr");
+        assert_eq!(config.public_url_for(bound), "http://127.0.0.1:43123");
+    }
+
+    #[test]
+    fn unsupported_database_scheme_is_named_with_the_fix() {
+        let e = config_error(Config::load(
+            None,
+            env_of(&[("PORTICO_DATABASE_URL", "mysql://root:hunter2@db/portico")]),
+        ));
+        assert_eq!(
+            e.to_string(),
+            "PORTICO_DATABASE_URL: unsupported scheme mysql; use sqlite://path or postgres://…"
+        );
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn postgres_url_is_shown_without_its_password() {
+        let url =
+            DatabaseUrl::parse("postgres://app:s%40cret@db.internal:5432/portico?sslmode=require")
+                .expect("postgres url");
+        assert_eq!(url.backend(), "postgres");
+        assert_eq!(
+            url.shown(),
+            "postgres://app:***@db.internal:5432/portico?sslmode=require"
+        );
+        assert!(!format!("{url:?}").contains("cret"));
+        assert_eq!(
+            url.scrub("password s@cret rejected; s%40cret"),
+            "password [redacted] rejected; [redacted]"
+        );
+        let DatabaseUrl::Postgres { target, .. } = &url else {
+            panic!("not postgres")
+        };
+        assert_eq!(target, "db.internal:5432/portico");
+        assert!(DatabaseUrl::parse("postgresql://u@h/db").is_ok());
+    }
+
+    #[test]
+    fn sqlite_urls_give_the_file_path() {
+        let path = |u: &str| match DatabaseUrl::parse(u) {
+            Ok(DatabaseUrl::Sqlite { path, .. }) => path,
+            other => panic!("{u}: {other:?}"),
+        };
+        assert_eq!(path("sqlite://portico.db"), PathBuf::from("portico.db"));
+        assert_eq!(
+            path("sqlite:///var/lib/p.db"),
+            PathBuf::from("/var/lib/p.db")
+        );
+        assert_eq!(path("sqlite:./x.db"), PathBuf::from("./x.db"));
+        assert_eq!(path("sqlite://x.db?mode=rwc"), PathBuf::from("x.db"));
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(DatabaseUrl::parse("sqlite::memory:").is_err());
+        assert!(DatabaseUrl::parse("portico.db").is_err());
+    }
+
+    #[test]
+    fn unparsable_address_names_the_setting() {
+        let e = config_error(Config::load(None, env_of(&[("PORTICO_HTTP_ADDR", "8080")])));
+        let message = e.to_string();
+        assert!(
+            message.starts_with("PORTICO_HTTP_ADDR: cannot parse \"8080\""),
+            "{message}"
+        );
+        assert!(message.contains("127.0.0.1:8080"), "{message}");
+        let config = Config::load(None, env_of(&[("PORTICO_HTTP_ADDR", "localhost:9000")]))
+            .expect("localhost");
+        assert_eq!(config.http_addr.to_string(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn bad_toml_names_the_file_and_line() {
+        let (_dir, path) = file_with("http_addr = \"127.0.0.1:1\"\n\nlog = info\n");
+        let e = config_error(Config::load(Some(&path), env_of(&[])));
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!("{}: line 3: ", path.display())),
+            "{message}"
+        );
+        assert!(!message.contains('\n'));
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn unknown_toml_key_is_refused_with_its_line() {
+        let (_dir, path) =
+            file_with("http_addr = \"127.0.0.1:1\"\ndatabse_url = \"sqlite://x.db\"\n");
+        let message = config_error(Config::load(Some(&path), env_of(&[]))).to_string();
+        assert!(message.contains("line 2"), "{message}");
+        assert!(message.contains("databse_url"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_value_from_the_file_is_named_by_its_key() {
+        let (_dir, path) = file_with("mllp_addr = \"nowhere\"\n");
+        let message = config_error(Config::load(Some(&path), env_of(&[]))).to_string();
+        assert!(
+            message.starts_with(&format!("mllp_addr in {}: ", path.display())),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn missing_config_file_is_reported() {
+        let e = config_error(Config::load(
+            Some(Path::new("/nonexistent/portico.toml")),
+            env_of(&[]),
+        ));
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/portico.toml: cannot read"));
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let config = Config::load(
+            None,
+            env_of(&[
+                ("PORTICO_NOTIFY_KEY", "notify-key-123"),
+                ("PORTICO_OIDC_KEY", "oidc-key-456"),
+                ("PORTICO_SMTP_URL", "smtp://mail:smtppw@mail.example"),
+                ("PORTICO_DATABASE_URL", "postgres://u:dbpw@h/db"),
+            ]),
+        )
+        .expect("config");
+        let shown = format!("{config:?}");
+        for secret in ["notify-key-123", "oidc-key-456", "smtppw", "dbpw"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("[redacted]"));
+        assert_eq!(
+            config.notify_key.as_ref().map(|s| s.expose().as_str()),
+            Some("notify-key-123")
+        );
+    }
+
+    #[test]
+    fn bad_log_filter_and_body_size_are_refused() {
+        let e = config_error(Config::load(None, env_of(&[("PORTICO_LOG", "info,=[")])));
+        assert!(
+            e.to_string().starts_with("PORTICO_LOG: invalid log filter"),
+            "{e}"
+        );
+        let e = config_error(Config::load(
+            None,
+            env_of(&[("PORTICO_MAX_BODY_BYTES", "lots")]),
+        ));
+        assert!(e.to_string().starts_with("PORTICO_MAX_BODY_BYTES: "), "{e}");
+    }
+}

@@ -1,0 +1,523 @@
+//! The `portico` binary, run as a user runs it: real processes, real SQLite files in temporary
+//! directories, real HTTP on loopback ports.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+/// A `portico` command with none of the caller's PORTICO_* settings, run in `dir`.
+fn portico(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("PORTICO_") || name == "RUST_LOG" {
+            cmd.env_remove(&name);
+        }
+    }
+    cmd.current_dir(dir).stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run portico")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The one `error: …` line a failed command prints.
+fn error_line(out: &Output) -> String {
+    let err = stderr(out);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one error line, stderr was:\n{err}"
+    );
+    lines[0].to_string()
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_healthy(base: &str, child: &mut Child) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the server exited with {status} before answering /healthz");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from {base}/healthz within 60s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn token(base: &str, client_id: &str, secret: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", "system/*.read system/*.write"),
+        ])
+        .send()
+        .await
+        .expect("POST /oauth/token");
+    assert!(
+        response.status().is_success(),
+        "token: {}",
+        response.status()
+    );
+    let body: Value = response.json().await.expect("token JSON");
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no access_token in {body}"))
+        .to_string()
+}
+
+fn create_client_json(dir: &Path, db_url: &str) -> (String, String) {
+    let out = run(portico(dir).env("PORTICO_DATABASE_URL", db_url).args([
+        "admin",
+        "create-client",
+        "--name",
+        "test",
+        "--scopes",
+        "system/*.read system/*.write",
+        "--json",
+    ]));
+    assert!(
+        out.status.success(),
+        "create-client failed: {}",
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let value: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text:?}"));
+    let object = value.as_object().expect("a JSON object");
+    assert_eq!(object.len(), 2, "{value}");
+    let id = value["client_id"]
+        .as_str()
+        .expect("client_id string")
+        .to_string();
+    let secret = value["client_secret"]
+        .as_str()
+        .expect("client_secret string")
+        .to_string();
+    assert!(!id.is_empty() && secret.len() >= 32, "{value}");
+    (id, secret)
+}
+
+#[test]
+fn migrate_creates_the_sqlite_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("new.db");
+    let out = run(portico(dir.path())
+        .env("PORTICO_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(db.is_file());
+    // Applying again finds nothing to do and still succeeds.
+    let again = run(portico(dir.path())
+        .env("PORTICO_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .arg("migrate"));
+    assert!(again.status.success(), "{}", stderr(&again));
+}
+
+#[test]
+fn migrate_uses_the_default_database_url() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(portico(dir.path()).arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        dir.path().join("portico.db").is_file(),
+        "default sqlite://portico.db not created"
+    );
+}
+
+#[test]
+fn serve_refuses_a_missing_sqlite_file_without_create() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(portico(dir.path())
+        .env("PORTICO_DATABASE_URL", "sqlite://./x.db")
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .arg("serve"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(
+        error_line(&out),
+        "error: PORTICO_DATABASE_URL: sqlite file ./x.db does not exist; run `portico migrate` or `portico serve --create`"
+    );
+    assert!(!dir.path().join("x.db").exists(), "serve created the file");
+}
+
+#[test]
+fn unsupported_database_scheme_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(portico(dir.path())
+        .env(
+            "PORTICO_DATABASE_URL",
+            "mysql://root:hunter2@127.0.0.1/portico",
+        )
+        .arg("migrate"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        error_line(&out),
+        "error: PORTICO_DATABASE_URL: unsupported scheme mysql; use sqlite://path or postgres://…"
+    );
+    assert!(!stderr(&out).contains("hunter2"));
+}
+
+#[test]
+fn unparsable_http_address_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(portico(dir.path())
+        .env("PORTICO_HTTP_ADDR", "localhost")
+        .args(["serve", "--create"]));
+    assert_eq!(out.status.code(), Some(2));
+    let line = error_line(&out);
+    assert!(
+        line.starts_with("error: PORTICO_HTTP_ADDR: cannot parse \"localhost\""),
+        "{line}"
+    );
+    assert!(!dir.path().join("portico.db").exists());
+}
+
+#[test]
+fn bad_config_file_names_the_file_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("portico.toml");
+    std::fs::write(&file, "http_addr = \"127.0.0.1:9999\"\nlog = [\n").expect("write config");
+    let out = run(portico(dir.path()).args(["--config", "portico.toml", "migrate"]));
+    assert_eq!(out.status.code(), Some(2));
+    let line = error_line(&out);
+    assert!(line.starts_with("error: portico.toml: line "), "{line}");
+}
+
+#[test]
+fn config_file_settings_apply_and_environment_overrides_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("portico.toml"),
+        "database_url = \"sqlite://from-file.db\"\n",
+    )
+    .expect("write config");
+    let out = run(portico(dir.path()).args(["migrate", "--config", "portico.toml"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("from-file.db").is_file());
+    let out = run(portico(dir.path())
+        .env("PORTICO_DATABASE_URL", "sqlite://from-env.db")
+        .args(["migrate", "--config", "portico.toml"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.path().join("from-env.db").is_file());
+}
+
+#[test]
+fn serve_reports_a_port_in_use() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr");
+    let out = run(portico(dir.path())
+        .env("PORTICO_HTTP_ADDR", addr.to_string())
+        .args(["serve", "--create"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.starts_with(&format!(
+            "error: PORTICO_HTTP_ADDR: {addr} is already in use; "
+        )),
+        "{line}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn unreachable_postgres_is_reported_without_the_password() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(portico(dir.path())
+        .env(
+            "PORTICO_DATABASE_URL",
+            "postgres://u:secretpw@127.0.0.1:1/x",
+        )
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .arg("serve"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(line.starts_with("error: PORTICO_DATABASE_URL: "), "{line}");
+    assert!(line.contains("127.0.0.1:1"), "{line}");
+    assert!(!stderr(&out).contains("secretpw"), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("secretpw"));
+}
+
+#[test]
+fn import_and_seed_say_they_are_not_available_yet() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for args in [
+        vec!["import", "data.ndjson"],
+        vec!["seed", "--patients", "3", "--out", "out", "--seed", "1"],
+    ] {
+        let out = run(portico(dir.path()).args(&args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let line = error_line(&out);
+        assert!(line.contains("not available yet: see issue 3"), "{line}");
+        assert!(!dir.path().join("out").exists());
+    }
+    for sub in ["serve", "migrate", "demo", "import", "seed", "admin"] {
+        let out = run(portico(dir.path()).args([sub, "--help"]));
+        assert!(out.status.success(), "{sub} --help: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn create_client_refuses_bad_scopes_and_a_missing_database() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = run(portico(dir.path()).args([
+        "admin",
+        "create-client",
+        "--name",
+        "x",
+        "--scopes",
+        "patient/*.read",
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).starts_with("error: --scopes: "));
+    assert!(stdout(&out).is_empty());
+    let out = run(portico(dir.path()).args([
+        "admin",
+        "create-client",
+        "--name",
+        "x",
+        "--scopes",
+        "system/*.read",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("does not exist; run `portico migrate` first"));
+}
+
+/// `migrate`, then `serve`: health checks, 401 without a token, a client registered while the
+/// server runs, its token, a search, and a graceful stop on SIGTERM.
+async fn serve_round_trip(dir: &Path, db_url: &str) {
+    let out = run(portico(dir)
+        .env("PORTICO_DATABASE_URL", db_url)
+        .arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = portico(dir)
+        .env("PORTICO_DATABASE_URL", db_url)
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut server = Running(child);
+    wait_healthy(&base, &mut server.0).await;
+
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert!(ready.status().is_success());
+    let anonymous = http
+        .get(format!("{base}/fhir/Patient"))
+        .send()
+        .await
+        .expect("anonymous");
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // A client registered while the server runs can sign in at once.
+    let (id, secret) = create_client_json(dir, db_url);
+    let token = token(&base, &id, &secret).await;
+    let response = http
+        .get(format!("{base}/fhir/Patient"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET /fhir/Patient");
+    assert_eq!(response.status().as_u16(), 200);
+    let bundle: Value = response.json().await.expect("bundle");
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "searchset");
+
+    // SIGTERM: a graceful stop, exit status 0.
+    let pid = server.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop within 30s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "serve exited with {status} after SIGTERM");
+}
+
+#[tokio::test]
+async fn serve_answers_health_tokens_and_fhir_searches_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_url = format!("sqlite://{}", dir.path().join("serve.db").display());
+    serve_round_trip(dir.path(), &db_url).await;
+}
+
+/// The same on PostgreSQL, in a fresh database, when `PORTICO_TEST_POSTGRES_URL` names a server
+/// (CI sets it); without it this test says so and checks nothing.
+#[tokio::test]
+async fn serve_answers_health_tokens_and_fhir_searches_on_postgres() {
+    let Some(admin) = std::env::var("PORTICO_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        println!("did not run on PostgreSQL: PORTICO_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    let fresh = store_postgres::PgStore::connect_fresh_for_tests(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("could not make a fresh test database: {e}"));
+    let db_url = url_for_database(&admin, fresh.database());
+    let dir = tempfile::tempdir().expect("temp dir");
+    serve_round_trip(dir.path(), &db_url).await;
+    // Dropping the store drops its test database, so it lives until the server has stopped.
+    drop(fresh);
+}
+
+/// The admin URL with its database replaced by `database`.
+fn url_for_database(admin: &str, database: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_part = match base[after_scheme..].find('/') {
+        Some(slash) => &base[..after_scheme + slash],
+        None => base,
+    };
+    format!("{host_part}/{database}{query}")
+}
+
+/// Reads the demo's stdout until its credentials are printed.
+fn demo_banner(child: &mut Child) -> (String, String, String) {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let (mut url, mut id, mut secret) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while url.is_none() || id.is_none() || secret.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| {
+            panic!("the demo did not print its URL and credentials within 300s")
+        });
+        if let Some(rest) = line.strip_prefix("Portico demo is running at ") {
+            url = Some(rest.trim().to_string());
+        } else if let Some(rest) = line.trim().strip_prefix("API client:") {
+            id = rest.split_whitespace().last().map(str::to_string);
+        } else if let Some(rest) = line.trim().strip_prefix("client_secret") {
+            secret = rest.split_whitespace().last().map(str::to_string);
+        }
+    }
+    (
+        url.unwrap_or_default(),
+        id.unwrap_or_default(),
+        secret.unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn demo_seeds_a_region_and_serves_it_with_the_printed_credentials() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("demo.db");
+    let port = free_port();
+    let child = portico(dir.path())
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .args(["demo", "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let mut demo = Running(child);
+    let (url, id, secret) = demo_banner(&mut demo.0);
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+    wait_healthy(&url, &mut demo.0).await;
+
+    let token = token(&url, &id, &secret).await;
+    let http = reqwest::Client::new();
+    let count = |query: &'static str| {
+        let request = http.get(format!("{url}/fhir/{query}")).bearer_auth(&token);
+        async move {
+            let response = request.send().await.expect("search");
+            assert_eq!(response.status().as_u16(), 200, "{query}");
+            let bundle: Value = response.json().await.expect("bundle");
+            bundle["total"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no total for {query}: {bundle}"))
+        }
+    };
+    assert_eq!(count("Patient?_summary=count").await, 50);
+    assert_eq!(count("Organization?_summary=count").await, 3);
+    assert_eq!(count("Practitioner?_summary=count").await, 10);
+    assert!(count("Appointment?status=booked&_summary=count").await >= 15);
+    assert!(count("Observation?code=http://loinc.org|85354-9&_summary=count").await >= 30);
+    assert!(count("DocumentReference?_summary=count").await >= 1);
+    drop(demo);
+
+    // The demo never reuses a database unless told to.
+    let out = run(portico(dir.path())
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .args(["demo", "--db"])
+        .arg(&db));
+    assert_eq!(out.status.code(), Some(2));
+    let line = error_line(&out);
+    assert!(
+        line.contains("already exists") && line.contains("--force"),
+        "{line}"
+    );
+}
