@@ -212,9 +212,42 @@ fn where_clause(b: &mut Builder, q: &SearchQuery) {
     b.push(" FROM resources r WHERE r.res_type = ")
         .text(&q.resource_type)
         .push(" AND r.deleted = 0");
-    for c in &q.conditions {
+    conditions(b, "r", &q.resource_type, &q.conditions);
+}
+
+/// Appends ` AND …` for each condition. The most selective one is written as `rid IN (…)` so
+/// the database starts from its index rows; the others become correlated `EXISTS` lookups
+/// through the index tables' `(rid, param)` index, so no other condition's full list of matches
+/// is ever built.
+fn conditions(b: &mut Builder, alias: &str, resource_type: &str, cs: &[Condition]) {
+    let driver = cs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| driver_rank(c).map(|r| (r, i)))
+        .min()
+        .map(|(_, i)| i);
+    for (i, c) in cs.iter().enumerate() {
         b.push(" AND ");
-        condition(b, "r", &q.resource_type, c);
+        condition(b, alias, resource_type, c, driver == Some(i));
+    }
+}
+
+/// How well a condition narrows the search from its index rows (lower is better); None for
+/// conditions that cannot drive (negations, `:missing`, `_id`/`_lastUpdated` on the row itself).
+fn driver_rank(c: &Condition) -> Option<u8> {
+    match c {
+        Condition::Id(_) | Condition::LastUpdated(_) | Condition::Missing { .. } => None,
+        Condition::Param { test, .. } => match test {
+            Test::Token { negate: true, .. } => None,
+            Test::Reference(_) => Some(0),
+            Test::Token { .. } => Some(1),
+            Test::Uri(_) => Some(2),
+            Test::String { mode, .. } if *mode != StringMode::Contains => Some(3),
+            Test::Date(_) => Some(5),
+            Test::Quantity(_) => Some(6),
+            Test::String { .. } => Some(7),
+        },
+        Condition::Chain { .. } => Some(4),
     }
 }
 
@@ -281,11 +314,12 @@ pub fn search_count(d: &dyn Dialect, q: &SearchQuery) -> Sql {
 /// Resources that the page's resources reference through `inc.param`.
 pub fn include(d: &dyn Dialect, inc: &Include, page_ids: &[String]) -> Sql {
     let mut b = Builder::new(d);
-    b.push("SELECT t.res_type, t.res_id, t.version_id, t.last_updated, t.deleted, t.content FROM resources t WHERE t.deleted = 0 AND EXISTS (SELECT 1 FROM idx_reference i WHERE i.res_type = ")
+    // Row-value IN: each referenced resource is looked up by its (type, id) key.
+    b.push("SELECT t.res_type, t.res_id, t.version_id, t.last_updated, t.deleted, t.content FROM resources t WHERE t.deleted = 0 AND (t.res_type, t.res_id) IN (SELECT i.target_type, i.target_id FROM idx_reference i WHERE i.res_type = ")
         .text(inc.source_type)
         .push(" AND i.param = ")
         .text(inc.param)
-        .push(" AND i.target_type = t.res_type AND i.target_id = t.res_id AND i.rid IN (SELECT p.rid FROM resources p WHERE p.res_type = ")
+        .push(" AND i.target_type IS NOT NULL AND i.rid IN (SELECT p.rid FROM resources p WHERE p.res_type = ")
         .text(inc.source_type)
         .push(" AND p.res_id IN ")
         .list(page_ids)
@@ -320,8 +354,31 @@ pub fn revinclude(
     b.finish()
 }
 
-/// Appends one condition on the resource row `alias` (of type `resource_type`).
-fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition) {
+/// Appends one condition on the resource row `alias` (of type `resource_type`): as
+/// `alias.rid IN (…)` when it `drives` the search, else as a correlated `EXISTS`.
+fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition, drives: bool) {
+    // Opens the index-row subquery on `table` for parameter `code`: either the driving
+    // `rid IN (SELECT rid …` or the correlated `[NOT] EXISTS (SELECT 1 … WHERE x.rid = alias.rid`.
+    let open = |b: &mut Builder, table: &str, code: &str, negate: bool| {
+        if drives && !negate {
+            b.push(alias)
+                .push(".rid IN (SELECT x.rid FROM ")
+                .push(table)
+                .push(" x WHERE x.res_type = ")
+                .text(resource_type);
+        } else {
+            b.push(if negate {
+                "NOT EXISTS (SELECT 1 FROM "
+            } else {
+                "EXISTS (SELECT 1 FROM "
+            })
+            .push(table)
+            .push(" x WHERE x.rid = ")
+            .push(alias)
+            .push(".rid");
+        }
+        b.push(" AND x.param = ").text(code);
+    };
     match c {
         Condition::Id(ids) => {
             b.push(alias).push(".res_id IN ").list(ids);
@@ -335,19 +392,8 @@ fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition) {
             param_type,
             missing,
         } => {
-            b.push(alias)
-                .push(if *missing {
-                    ".rid NOT IN ("
-                } else {
-                    ".rid IN ("
-                })
-                .push("SELECT rid FROM ")
-                .push(index_table(*param_type))
-                .push(" WHERE res_type = ")
-                .text(resource_type)
-                .push(" AND param = ")
-                .text(code)
-                .push(")");
+            open(b, index_table(*param_type), code, *missing);
+            b.push(")");
         }
         Condition::Param { code, test } => {
             let (table, negate) = match test {
@@ -358,37 +404,26 @@ fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition) {
                 Test::Quantity(_) => ("idx_quantity", false),
                 Test::Uri(_) => ("idx_uri", false),
             };
-            b.push(alias)
-                .push(if negate { ".rid NOT IN (" } else { ".rid IN (" })
-                .push("SELECT rid FROM ")
-                .push(table)
-                .push(" WHERE res_type = ")
-                .text(resource_type)
-                .push(" AND param = ")
-                .text(code)
-                .push(" AND ");
+            open(b, table, code, negate);
+            b.push(" AND ");
             index_test(b, test);
             b.push(")");
         }
         Condition::Chain { code, targets } => {
-            b.push(alias)
-                .push(".rid IN (SELECT c.rid FROM idx_reference c WHERE c.res_type = ")
-                .text(resource_type)
-                .push(" AND c.param = ")
-                .text(code)
-                .push(" AND (");
+            open(b, "idx_reference", code, false);
+            b.push(" AND (");
             for (i, (target, inner)) in targets.iter().enumerate() {
                 if i > 0 {
                     b.push(" OR ");
                 }
-                b.push("(c.target_type = ")
+                b.push("(x.target_type = ")
                     .text(target)
                     .push(
-                        " AND c.target_id IN (SELECT t.res_id FROM resources t WHERE t.res_type = ",
+                        " AND x.target_id IN (SELECT t.res_id FROM resources t WHERE t.res_type = ",
                     )
                     .text(target)
-                    .push(" AND t.deleted = 0 AND ");
-                condition(b, "t", target, inner);
+                    .push(" AND t.deleted = 0");
+                conditions(b, "t", target, std::slice::from_ref(inner.as_ref()));
                 b.push("))");
             }
             b.push("))");
@@ -493,9 +528,15 @@ fn string_test(b: &mut Builder, v: &str, mode: StringMode) {
 fn date_test(b: &mut Builder, low: &str, high: &str, v: &DateValue) {
     let Range { low: vl, high: vh } = v.range;
     let eq = |b: &mut Builder| {
+        // `low <= vh` follows from the other two (low <= high); it is there so that an index
+        // on `low` answers with a narrow range.
         b.push(low)
             .push(" >= ")
             .int(vl)
+            .push(" AND ")
+            .push(low)
+            .push(" <= ")
+            .int(vh)
             .push(" AND ")
             .push(high)
             .push(" <= ")
