@@ -12,9 +12,10 @@ use store::{ResourceVersion, StoreError};
 
 /// How long a connection waits for a lock another process holds (e.g. `portico migrate`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// Page cache per connection, in KiB (negative `cache_size` counts KiB). The writer's is kept
-/// modest: SQLite walks the whole cache at the end of every write transaction.
-const WRITER_CACHE_KIB: i64 = 8 * 1024;
+/// Page cache per connection, in KiB (negative `cache_size` counts KiB). The writer's is large:
+/// with 8 MiB, filling a store to a million resources slowed to a crawl as the index B-trees
+/// outgrew it (not finished after 15 minutes); with 256 MiB it took 139 s (BENCHMARKS.md).
+const WRITER_CACHE_KIB: i64 = 256 * 1024;
 const READER_CACHE_KIB: i64 = 16 * 1024;
 /// Reads go through the OS page cache without copying into SQLite's own cache.
 const MMAP_BYTES: i64 = 1 << 30;
