@@ -196,53 +196,49 @@ async fn fill(
     Ok(())
 }
 
-/// A pool of read-only connections for the ceiling server.
-struct Pool(parking_lot::Mutex<Vec<rusqlite::Connection>>, PathBuf);
-
-impl Pool {
-    fn get(&self) -> rusqlite::Result<rusqlite::Connection> {
-        if let Some(c) = self.0.lock().pop() {
-            return Ok(c);
-        }
-        let c = rusqlite::Connection::open_with_flags(
-            &self.1,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        Ok(c)
-    }
+thread_local! {
+    /// One read-only connection per runtime worker thread: the least a handler can do.
+    static CONN: std::cell::RefCell<Option<rusqlite::Connection>> = const { std::cell::RefCell::new(None) };
 }
 
-async fn ceiling_read(State(pool): State<Arc<Pool>>, Path(id): Path<String>) -> Response {
-    let res = tokio::task::spawn_blocking(move || -> rusqlite::Result<Option<String>> {
-        let conn = pool.get()?;
-        let out = {
-            let mut st = conn.prepare_cached(
-                "SELECT content FROM resources WHERE res_type = 'Observation' AND res_id = ?1",
+fn ceiling_lookup(path: &std::path::Path, id: &str) -> rusqlite::Result<Option<String>> {
+    CONN.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            let c = rusqlite::Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
-            let mut rows = st.query([&id])?;
-            match rows.next()? {
-                Some(r) => Some(r.get::<_, String>(0)?),
-                None => None,
-            }
-        };
-        pool.0.lock().push(conn);
-        Ok(out)
-    })
-    .await;
-    match res {
-        Ok(Ok(Some(body))) => {
-            ([(header::CONTENT_TYPE, "application/fhir+json")], body).into_response()
+            c.pragma_update(None, "mmap_size", 1i64 << 30)?;
+            *slot = Some(c);
         }
-        Ok(Ok(None)) => StatusCode::NOT_FOUND.into_response(),
-        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        let Some(conn) = slot.as_ref() else {
+            return Ok(None);
+        };
+        let mut st = conn.prepare_cached(
+            "SELECT content FROM resources WHERE res_type = 'Observation' AND res_id = ?1",
+        )?;
+        let mut rows = st.query([id])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(r.get::<_, String>(0)?)),
+            None => Ok(None),
+        }
+    })
+}
+
+async fn ceiling_read(State(path): State<Arc<PathBuf>>, Path(id): Path<String>) -> Response {
+    match ceiling_lookup(&path, &id) {
+        Ok(Some(body)) => ([(header::CONTENT_TYPE, "application/fhir+json")], body).into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
 async fn ceiling(sqlite: PathBuf, addr: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let pool = Arc::new(Pool(parking_lot::Mutex::new(Vec::new()), sqlite));
     let app = axum::Router::new()
         .route("/Observation/{id}", axum::routing::get(ceiling_read))
-        .with_state(pool);
+        .with_state(Arc::new(sqlite));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("ceiling server on http://{addr}/Observation/{{id}}");
     axum::serve(listener, app).await?;

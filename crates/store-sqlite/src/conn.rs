@@ -40,6 +40,12 @@ pub(crate) fn configure_writer(conn: &Connection) -> rusqlite::Result<String> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     // The checkpoint thread copies the WAL into the database file, off the commit path.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // After the writer resets a large WAL (writer.rs), the file is cut back to this size.
+    conn.pragma_update(
+        None,
+        "journal_size_limit",
+        crate::writer::WAL_LIMIT_BYTES as i64,
+    )?;
     common(conn, WRITER_CACHE_KIB)?;
     Ok(mode)
 }

@@ -170,7 +170,7 @@ impl SqliteStore {
         let readers = Readers::open(path, reader_count())?;
         let (nudge, checkpointer) = Checkpointer::open(path)?.start()?;
         let (jobs, rx) = mpsc::channel(QUEUE);
-        let writer = Writer::new(conn, nudge);
+        let writer = Writer::new(conn, nudge, path);
         let handle = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(rx))

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "planner_statistics",
         sql: include_str!("../migrations/0003_planner_statistics.sql"),
     },
+    Migration {
+        version: 4,
+        name: "string_exact_index",
+        sql: include_str!("../migrations/0004_string_exact_index.sql"),
+    },
 ];
 
 impl Migration {
@@ -130,7 +135,8 @@ mod tests {
             vec![
                 (1, "resources".to_string()),
                 (2, "api_clients".to_string()),
-                (3, "planner_statistics".to_string())
+                (3, "planner_statistics".to_string()),
+                (4, "string_exact_index".to_string())
             ]
         );
     }
@@ -154,8 +160,43 @@ mod tests {
         let with_stats = names("SELECT idx FROM sqlite_stat1 WHERE idx IS NOT NULL ORDER BY idx");
         assert_eq!(
             indexes, with_stats,
-            "0003_planner_statistics must describe every search index"
+            "every search index needs planner statistics (see 0003 and 0004)"
         );
+    }
+
+    /// The steps SQLite plans for a search, as `EXPLAIN QUERY PLAN` describes them.
+    fn plan(conn: &Connection, resource_type: &str, pairs: &[(&str, &str)]) -> String {
+        let params: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let q = store::query::parse(resource_type, &params, &Default::default()).unwrap();
+        let sql = store::sql::search_page(&store::sql::SqliteDialect, &q);
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", sql.text))
+            .unwrap();
+        let binds = sql.params.iter().map(crate::conn::Bind);
+        let rows: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(binds), |r| r.get(3))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        rows.join("\n")
+    }
+
+    #[test]
+    fn exact_string_searches_use_their_own_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, MIGRATIONS).unwrap();
+        let exact = plan(&conn, "Patient", &[("family:exact", "Smith")]);
+        assert!(
+            exact.contains(
+                "USING COVERING INDEX idx_string_exact (res_type=? AND param=? AND value_exact=?)"
+            ),
+            "{exact}"
+        );
+        let prefix = plan(&conn, "Patient", &[("family", "smi")]);
+        assert!(prefix.contains("idx_string_lookup"), "{prefix}");
     }
 
     #[test]

@@ -16,6 +16,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::checkpoint::Nudge;
 use crate::conn::{db_err, query_count, query_versions, version_from_row};
 
+/// The WAL size past which the writer resets it (the file itself is then cut back to this size
+/// by `journal_size_limit`).
+pub(crate) const WAL_LIMIT_BYTES: u64 = 64 << 20;
+
 /// Most requests committed together.
 pub(crate) const MAX_BATCH: usize = 256;
 
@@ -141,6 +145,8 @@ const SELECT_KEY: &str = "SELECT value FROM server_keys WHERE name = ?1";
 pub(crate) struct Writer {
     conn: Connection,
     checkpoint: Nudge,
+    /// The WAL file, watched so that it cannot grow without bound (see [`WAL_LIMIT_BYTES`]).
+    wal: std::path::PathBuf,
     /// The latest `last_updated` given out: timestamps never go backwards, even if the clock does.
     last_ms: i64,
 }
@@ -151,10 +157,13 @@ fn newest_timestamp(conn: &Connection) -> rusqlite::Result<i64> {
 }
 
 impl Writer {
-    pub(crate) fn new(conn: Connection, checkpoint: Nudge) -> Writer {
+    pub(crate) fn new(conn: Connection, checkpoint: Nudge, db_path: &std::path::Path) -> Writer {
+        let mut wal = db_path.as_os_str().to_owned();
+        wal.push("-wal");
         Writer {
             conn,
             checkpoint,
+            wal: wal.into(),
             last_ms: 0,
         }
     }
@@ -181,6 +190,25 @@ impl Writer {
             for p in self.commit_batch(&mut batch) {
                 p.send();
             }
+            self.bound_wal();
+        }
+    }
+
+    /// Resets the WAL once it is larger than [`WAL_LIMIT_BYTES`]. The checkpoint thread's PASSIVE
+    /// checkpoints copy pages back but can never reset the log while writes keep coming (the
+    /// writer always appends before the copy catches up): under sustained load the WAL grew to
+    /// 12 GB and every read and write slowed tenfold. Only the writer can reset it without
+    /// waiting on itself; by now the checkpoint thread has copied most pages, so this is short.
+    fn bound_wal(&mut self) {
+        let size = std::fs::metadata(&self.wal).map(|m| m.len()).unwrap_or(0);
+        if size <= WAL_LIMIT_BYTES {
+            return;
+        }
+        if let Err(e) = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
+        {
+            tracing::warn!(error = %e, "could not reset the WAL; it will be retried after the next batch");
         }
     }
 
