@@ -181,6 +181,72 @@ fn serve_refuses_a_missing_sqlite_file_without_create() {
     assert!(!dir.path().join("x.db").exists(), "serve created the file");
 }
 
+#[tokio::test]
+async fn serve_with_create_makes_a_missing_sqlite_file_and_serves_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("fresh.db");
+    assert!(!db.exists());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = portico(dir.path())
+        .env("PORTICO_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .args(["serve", "--create"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve --create");
+    let mut server = Running(child);
+    wait_healthy(&base, &mut server.0).await;
+    assert!(
+        db.is_file(),
+        "serve --create did not create {}",
+        db.display()
+    );
+
+    let http = reqwest::Client::new();
+    let response = http
+        .get(format!("{base}/fhir/metadata"))
+        .send()
+        .await
+        .expect("GET /fhir/metadata");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/fhir+json"),
+        "{content_type}"
+    );
+    let statement: Value = response.json().await.expect("CapabilityStatement JSON");
+    assert_eq!(statement["resourceType"], "CapabilityStatement");
+    assert_eq!(statement["fhirVersion"], "4.0.1");
+    let ready = http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert!(ready.status().is_success(), "readyz: {}", ready.status());
+    drop(server);
+
+    // The file it made is a migrated database: serve without --create now accepts it.
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = portico(dir.path())
+        .env("PORTICO_DATABASE_URL", format!("sqlite://{}", db.display()))
+        .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut again = Running(child);
+    wait_healthy(&base, &mut again.0).await;
+}
+
 #[test]
 fn unsupported_database_scheme_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");

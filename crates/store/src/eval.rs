@@ -11,8 +11,8 @@ use fhir::index::{IndexEntry, IndexValue};
 use fhir::search_params::ParamType;
 
 use crate::query::{
-    Condition, DateValue, Prefix, QuantityValue, ReferenceValue, StringMode, Test, TokenSystem,
-    TokenValue,
+    Condition, DateValue, Decimal, Prefix, QuantityValue, ReferenceValue, StringMode, Test,
+    TokenSystem, TokenValue,
 };
 
 /// Finds another resource by type and id: its `last_updated` (epoch milliseconds) and index
@@ -208,58 +208,24 @@ pub fn quantity_matches(
         && v.code.as_deref().is_none_or(|c| code == Some(c))
 }
 
-/// Whether `value` lies in [v - tolerance, v + tolerance), computed on the decimals as written.
+/// Whether `value` lies in [v - tolerance, v + tolerance), computed on the decimals as written
+/// (at most [`crate::query::MAX_QUANTITY_DECIMALS`] of them).
 fn within_precision(v: &QuantityValue, value: f64) -> bool {
-    // Decimals written in the search value: the tolerance is half a unit of the last one.
-    let written = (0.5 / v.tolerance).log10().round();
+    let written = v.decimals();
     if let (Some(search), Some(stored)) = (Decimal::of(v.value), Decimal::of(value)) {
-        if (0.0..=18.0).contains(&written) {
-            let scale = (written as u32 + 1).max(stored.scale);
-            let half_unit = 5i128.checked_mul(10i128.pow(scale - written as u32 - 1));
-            if let (Some(centre), Some(x), Some(half)) =
-                (search.at(scale), stored.at(scale), half_unit)
-            {
-                return x >= centre - half && x < centre + half;
+        // A scale fine enough for both numbers and for the half unit after the last decimal.
+        let scale = (written + 1).max(stored.scale).max(search.scale);
+        let half_unit = 10i128
+            .checked_pow(scale - written - 1)
+            .and_then(|p| p.checked_mul(5));
+        if let (Some(centre), Some(x), Some(half)) = (search.at(scale), stored.at(scale), half_unit)
+        {
+            if let (Some(low), Some(high)) = (centre.checked_sub(half), centre.checked_add(half)) {
+                return x >= low && x < high;
             }
         }
     }
-    value >= v.value - v.tolerance && value < v.value + v.tolerance
-}
-
-/// A decimal number, `mantissa` × 10^-`scale`, as the shortest text of an `f64` spells it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Decimal {
-    mantissa: i128,
-    scale: u32,
-}
-
-impl Decimal {
-    fn of(x: f64) -> Option<Decimal> {
-        if !x.is_finite() {
-            return None;
-        }
-        // `Display` of an f64 never uses an exponent.
-        let text = x.to_string();
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text.as_str()),
-        };
-        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        if int.len() + frac.len() > 30 {
-            return None;
-        }
-        let magnitude: i128 = format!("{int}{frac}").parse().ok()?;
-        Some(Decimal {
-            mantissa: if negative { -magnitude } else { magnitude },
-            scale: frac.len() as u32,
-        })
-    }
-
-    /// The mantissa at a scale at least as fine as this one.
-    fn at(self, scale: u32) -> Option<i128> {
-        let factor = 10i128.checked_pow(scale.checked_sub(self.scale)?)?;
-        self.mantissa.checked_mul(factor)
-    }
+    value >= v.value - v.tolerance() && value < v.value + v.tolerance()
 }
 
 #[cfg(test)]
@@ -532,12 +498,16 @@ mod tests {
 
     #[test]
     fn quantities_use_the_precision_of_the_search_value() {
-        let q = |prefix, value: f64, tolerance: f64, code: Option<&str>| QuantityValue {
-            prefix,
-            value,
-            tolerance,
-            system: code.map(|_| "http://unitsofmeasure.org".to_string()),
-            code: code.map(str::to_string),
+        // The tolerance, half a unit of the last decimal, as the number of decimals written.
+        let q = |prefix, value: f64, tolerance: f64, code: Option<&str>| {
+            let decimals = (0.5 / tolerance).log10().round() as u32;
+            QuantityValue::new(
+                prefix,
+                value,
+                decimals,
+                code.map(|_| "http://unitsofmeasure.org".to_string()),
+                code.map(str::to_string),
+            )
         };
         let ucum = Some("http://unitsofmeasure.org");
         assert!(quantity_matches(

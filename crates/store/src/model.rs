@@ -172,4 +172,7 @@ pub struct SearchResult {
     pub total: Option<u64>,
     /// Whether a next page exists.
     pub has_more: bool,
+    /// What the client should know about an incomplete answer, e.g. that a `_revinclude` was
+    /// cut short at [`SearchQuery::revinclude_limit`]; the HTTP layer reports each as a warning.
+    pub warnings: Vec<String>,
 }

@@ -86,14 +86,117 @@ pub enum ReferenceValue {
     Url(String),
 }
 
+/// The most decimals of a quantity search value that count towards its precision. An `f64`
+/// carries 15 to 17 significant digits, so later digits cannot change which stored values
+/// match; `5.000…0` with hundreds of zeros means the same as `5.000000000000000`.
+pub const MAX_QUANTITY_DECIMALS: u32 = 15;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantityValue {
     pub prefix: Prefix,
     pub value: f64,
-    /// Half a unit in the last given digit: `5.4` matches [5.35, 5.45).
-    pub tolerance: f64,
+    /// Decimals written in the search value, at most [`MAX_QUANTITY_DECIMALS`]: `5.4` has one
+    /// and matches [5.35, 5.45).
+    decimals: u32,
     pub system: Option<String>,
     pub code: Option<String>,
+}
+
+impl QuantityValue {
+    /// A quantity search value with `decimals` written after the point (more than
+    /// [`MAX_QUANTITY_DECIMALS`] count as that many).
+    pub fn new(
+        prefix: Prefix,
+        value: f64,
+        decimals: u32,
+        system: Option<String>,
+        code: Option<String>,
+    ) -> Self {
+        QuantityValue {
+            prefix,
+            value,
+            decimals: decimals.min(MAX_QUANTITY_DECIMALS),
+            system,
+            code,
+        }
+    }
+
+    /// The decimals that define the value's precision (0 to [`MAX_QUANTITY_DECIMALS`]).
+    pub fn decimals(&self) -> u32 {
+        self.decimals
+    }
+
+    /// Half a unit in the last decimal: `5.4` matches [5.35, 5.45), so 0.05.
+    pub fn tolerance(&self) -> f64 {
+        // `decimals` is at most 15, so the power is a normal, non-zero f64.
+        0.5 * 10f64.powi(-(self.decimals as i32))
+    }
+}
+
+/// A decimal number, `mantissa` × 10^-`scale`, as the shortest text of an `f64` spells it: the
+/// exact arithmetic behind quantity precision, shared by the SQL and the brute-force checker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Decimal {
+    pub(crate) mantissa: i128,
+    pub(crate) scale: u32,
+}
+
+impl Decimal {
+    /// None for NaN, infinities and numbers of more than 30 digits (e.g. 1e300 or 1e-300).
+    pub(crate) fn of(x: f64) -> Option<Decimal> {
+        if !x.is_finite() {
+            return None;
+        }
+        // `Display` of an f64 never uses an exponent.
+        let text = x.to_string();
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        if int.len() + frac.len() > 30 {
+            return None;
+        }
+        let magnitude: i128 = format!("{int}{frac}").parse().ok()?;
+        Some(Decimal {
+            mantissa: if negative { -magnitude } else { magnitude },
+            scale: frac.len() as u32,
+        })
+    }
+
+    /// The mantissa at a scale at least as fine as this one; None if that overflows.
+    pub(crate) fn at(self, scale: u32) -> Option<i128> {
+        let factor = 10i128.checked_pow(scale.checked_sub(self.scale)?)?;
+        self.mantissa.checked_mul(factor)
+    }
+
+    /// The smallest `f64` whose shortest decimal text is at least this number: a stored value
+    /// `x`, read as the decimal it spells, is at least this number exactly when `x >=` the
+    /// result. None when the numbers are too long for exact arithmetic.
+    pub(crate) fn least_f64_at_or_above(self) -> Option<f64> {
+        let nearest: f64 = format!("{}e-{}", self.mantissa, self.scale)
+            .parse()
+            .ok()
+            .filter(|x: &f64| x.is_finite())?;
+        let spelled = Decimal::of(nearest)?;
+        let scale = spelled.scale.max(self.scale);
+        // Shortest texts are ordered as the doubles are, and the nearest double's neighbours
+        // spell numbers on either side of this one: the answer is the nearest or the next.
+        if spelled.at(scale)? >= self.at(scale)? {
+            Some(nearest)
+        } else {
+            Some(next_up(nearest))
+        }
+    }
+}
+
+/// The next `f64` above a finite `x` (`f64::next_up` needs a newer Rust than the workspace's).
+fn next_up(x: f64) -> f64 {
+    if x == 0.0 {
+        return f64::from_bits(1);
+    }
+    let bits = x.to_bits();
+    f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
 }
 
 /// How one parameter's values are tested.
@@ -175,6 +278,9 @@ pub struct SearchQuery {
     pub summary_count: bool,
     pub include: Vec<Include>,
     pub revinclude: Vec<Include>,
+    /// Most resources one `_revinclude` adds to a page; beyond it the result says it was cut
+    /// short ([`crate::SearchResult::warnings`]).
+    pub revinclude_limit: usize,
     /// `_elements`: top-level elements to keep.
     pub elements: Option<Vec<String>>,
     /// The parameters that were understood, in order, for `self` and paging links
@@ -197,6 +303,7 @@ impl SearchQuery {
             summary_count: false,
             include: Vec::new(),
             revinclude: Vec::new(),
+            revinclude_limit: crate::search::REVINCLUDE_LIMIT,
             elements: None,
             canonical: Vec::new(),
             ignored: Vec::new(),
@@ -212,6 +319,8 @@ pub struct ParseOptions {
     pub base_url: Option<String>,
     pub default_count: usize,
     pub max_count: usize,
+    /// Most resources one `_revinclude` adds to a page.
+    pub revinclude_limit: usize,
 }
 
 impl Default for ParseOptions {
@@ -221,7 +330,55 @@ impl Default for ParseOptions {
             base_url: None,
             default_count: 50,
             max_count: 1000,
+            revinclude_limit: crate::search::REVINCLUDE_LIMIT,
         }
+    }
+}
+
+/// The deepest `_offset` a search or history page may start at. Counting past hundreds of
+/// thousands of rows for every page costs the database more than any client needs: to go
+/// further, narrow the search (e.g. by `_lastUpdated`) and page through that.
+pub const MAX_OFFSET: usize = 100_000;
+
+/// Whether `value` is a whole number written in decimal digits only.
+fn is_whole_number(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `_count`: a whole number; larger than `max_count` (however large) means `max_count`.
+/// `_count=0` asks for no entries (only the total, if `_total=accurate`).
+pub fn parse_count(value: &str, max_count: usize) -> Result<usize, Issue> {
+    if !is_whole_number(value) {
+        return Err(bad(
+            "_count",
+            format!("_count must be a whole number, not {value:?}"),
+        ));
+    }
+    // Only digits: a failed parse means a number too large for usize, i.e. above the maximum.
+    Ok(value
+        .parse::<usize>()
+        .map_or(max_count, |n| n.min(max_count)))
+}
+
+/// `_offset`: a whole number up to [`MAX_OFFSET`].
+pub fn parse_offset(value: &str) -> Result<usize, Issue> {
+    if !is_whole_number(value) {
+        return Err(bad(
+            "_offset",
+            format!("_offset must be a whole number, not {value:?}"),
+        ));
+    }
+    match value.parse::<usize>() {
+        Ok(n) if n <= MAX_OFFSET => Ok(n),
+        _ => Err(Issue::error(
+            IssueType::TooCostly,
+            format!(
+                "_offset may be at most {MAX_OFFSET}, not {value}; to reach results further in, \
+                 narrow the search instead, e.g. with _lastUpdated=ge… or _lastUpdated=lt… \
+                 from the last resource you received, and page through that"
+            ),
+        )
+        .at("_offset")),
     }
 }
 
@@ -243,7 +400,8 @@ pub fn parse(
     opts: &ParseOptions,
 ) -> Result<SearchQuery, Vec<Issue>> {
     let mut q = SearchQuery::all(resource_type);
-    q.count = opts.default_count;
+    q.count = opts.default_count.min(opts.max_count);
+    q.revinclude_limit = opts.revinclude_limit;
     let mut issues = Vec::new();
     let ignore = |q: &mut SearchQuery, issues: &mut Vec<Issue>, name: &str, issue: Issue| {
         if opts.lenient {
@@ -261,22 +419,16 @@ pub fn parse(
         match name {
             "_count" => {
                 keep = false;
-                match value.parse::<usize>() {
-                    Ok(n) => q.count = n.min(opts.max_count),
-                    Err(_) => issues.push(bad(
-                        name,
-                        format!("_count must be a whole number, not {value:?}"),
-                    )),
+                match parse_count(value, opts.max_count) {
+                    Ok(n) => q.count = n,
+                    Err(i) => issues.push(i),
                 }
             }
             "_offset" => {
                 keep = false;
-                match value.parse::<usize>() {
+                match parse_offset(value) {
                     Ok(n) => q.offset = n,
-                    Err(_) => issues.push(bad(
-                        name,
-                        format!("_offset must be a whole number, not {value:?}"),
-                    )),
+                    Err(i) => issues.push(i),
                 }
             }
             "_total" => match value.as_str() {
@@ -307,6 +459,21 @@ pub fn parse(
                 Ok(keys) => q.sort = keys,
                 Err(i) => issues.push(i),
             },
+            _ if is_include_with_modifier(name) => {
+                keep = false;
+                let issue = match name.split_once(':') {
+                    Some((base, "iterate")) => iterate_not_supported(base, name),
+                    Some((base, m)) => {
+                        not_supported(name, format!("modifier :{m} is not supported on {base}"))
+                    }
+                    None => not_supported(name, "unexpected modifier"),
+                };
+                ignore(&mut q, &mut issues, name, issue);
+            }
+            "_include" | "_revinclude" if value.ends_with(":iterate") => {
+                keep = false;
+                ignore(&mut q, &mut issues, name, iterate_not_supported(name, name));
+            }
             "_include" | "_revinclude" => {
                 let rev = name == "_revinclude";
                 match parse_include(resource_type, value, rev) {
@@ -333,6 +500,22 @@ pub fn parse(
     } else {
         Err(issues)
     }
+}
+
+/// `_include:…` or `_revinclude:…`.
+fn is_include_with_modifier(name: &str) -> bool {
+    matches!(name.split_once(':'), Some(("_include" | "_revinclude", _)))
+}
+
+fn iterate_not_supported(base: &str, name: &str) -> Issue {
+    not_supported(
+        name,
+        format!(
+            "{base} with iterate is not supported: this server adds only the resources that the \
+             matches reference directly; to follow their references further, search for them in \
+             a second request"
+        ),
+    )
 }
 
 enum ParamError {
@@ -390,7 +573,6 @@ fn sortable(t: ParamType) -> bool {
 
 fn parse_include(resource_type: &str, value: &str, rev: bool) -> Result<Include, Issue> {
     let name = if rev { "_revinclude" } else { "_include" };
-    let value = value.strip_suffix(":iterate").unwrap_or(value);
     let mut parts = value.split(':');
     let (Some(source), Some(param)) = (parts.next(), parts.next()) else {
         return Err(bad(
@@ -792,14 +974,8 @@ fn parse_quantity(v: &str) -> Result<QuantityValue, String> {
         .split_once('.')
         .map(|(_, frac)| frac.bytes().take_while(u8::is_ascii_digit).count())
         .unwrap_or(0);
-    let tolerance = 0.5 * 10f64.powi(-(decimals as i32));
-    Ok(QuantityValue {
-        prefix,
-        value,
-        tolerance,
-        system,
-        code,
-    })
+    let decimals = u32::try_from(decimals).unwrap_or(u32::MAX);
+    Ok(QuantityValue::new(prefix, value, decimals, system, code))
 }
 
 #[cfg(test)]
@@ -847,9 +1023,136 @@ mod tests {
     fn quantity_tolerance_follows_precision() {
         let q = parse_quantity("gt5.40|http://unitsofmeasure.org|mg").unwrap();
         assert_eq!(q.prefix, Prefix::Gt);
-        assert!((q.tolerance - 0.005).abs() < 1e-12);
+        assert_eq!(q.decimals(), 2);
+        assert!((q.tolerance() - 0.005).abs() < 1e-12);
         assert_eq!(q.code.as_deref(), Some("mg"));
         assert!(parse_quantity("abc").is_err());
         assert!(parse_quantity("NaN").is_err());
+    }
+
+    #[test]
+    fn quantity_precision_stops_at_fifteen_decimals() {
+        let long = parse_quantity(&format!("5.{}", "0".repeat(400))).unwrap();
+        assert_eq!(long.decimals(), MAX_QUANTITY_DECIMALS);
+        assert_eq!(long.value, 5.0);
+        assert!(long.tolerance() > 0.0 && long.tolerance() < 1e-15);
+        let huge = parse_quantity(&format!("5.{}", "0".repeat(5_000_000))).unwrap();
+        assert_eq!(huge.decimals(), MAX_QUANTITY_DECIMALS);
+        assert_eq!(
+            QuantityValue::new(Prefix::Eq, 1.0, u32::MAX, None, None).decimals(),
+            MAX_QUANTITY_DECIMALS
+        );
+    }
+
+    fn parse_strict(params: &[(&str, &str)]) -> Result<SearchQuery, Vec<Issue>> {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        parse("Patient", &params, &ParseOptions::default())
+    }
+
+    fn parse_lenient(params: &[(&str, &str)]) -> Result<SearchQuery, Vec<Issue>> {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let opts = ParseOptions {
+            lenient: true,
+            ..ParseOptions::default()
+        };
+        parse("Patient", &params, &opts)
+    }
+
+    fn only_issue(r: Result<SearchQuery, Vec<Issue>>) -> serde_json::Value {
+        match r {
+            Ok(q) => panic!("expected one issue, got a query {q:?}"),
+            Err(issues) => {
+                assert_eq!(issues.len(), 1, "{issues:?}");
+                issues[0].to_json()
+            }
+        }
+    }
+
+    #[test]
+    fn offset_beyond_the_maximum_is_too_costly_and_says_what_to_do() {
+        let at_max = MAX_OFFSET.to_string();
+        assert_eq!(
+            parse_strict(&[("_offset", &at_max)]).unwrap().offset,
+            MAX_OFFSET
+        );
+        let past_max = (MAX_OFFSET + 1).to_string();
+        for value in [
+            past_max.as_str(),
+            "9223372036854775808",
+            "18446744073709551615",
+            "99999999999999999999",
+        ] {
+            let issue = only_issue(parse_strict(&[("_offset", value)]));
+            assert_eq!(issue["code"], "too-costly", "{value}: {issue}");
+            assert_eq!(issue["expression"][0], "_offset");
+            let text = issue["diagnostics"].as_str().unwrap();
+            assert!(
+                text.contains(&MAX_OFFSET.to_string()) && text.contains("_lastUpdated"),
+                "{text}"
+            );
+        }
+        for value in ["-1", "1.5", "ten", "+5", ""] {
+            let issue = only_issue(parse_strict(&[("_offset", value)]));
+            assert_eq!(issue["code"], "invalid", "{value:?}: {issue}");
+        }
+        assert_eq!(parse_offset("0").unwrap(), 0);
+    }
+
+    #[test]
+    fn count_is_capped_however_large_and_zero_is_allowed() {
+        assert_eq!(parse_strict(&[("_count", "0")]).unwrap().count, 0);
+        assert_eq!(parse_strict(&[("_count", "20")]).unwrap().count, 20);
+        assert_eq!(parse_strict(&[("_count", "5000")]).unwrap().count, 1000);
+        assert_eq!(
+            parse_strict(&[("_count", "99999999999999999999")])
+                .unwrap()
+                .count,
+            1000
+        );
+        let issue = only_issue(parse_strict(&[("_count", "-3")]));
+        assert_eq!(issue["code"], "invalid");
+    }
+
+    #[test]
+    fn include_iterate_is_refused_strictly_and_ignored_leniently() {
+        for (name, value) in [
+            ("_include", "Patient:general-practitioner:iterate"),
+            ("_include:iterate", "Patient:general-practitioner"),
+            ("_revinclude", "Observation:subject:iterate"),
+            ("_revinclude:iterate", "Observation:subject"),
+        ] {
+            let issue = only_issue(parse_strict(&[("family", "x"), (name, value)]));
+            assert_eq!(issue["code"], "not-supported", "{name}={value}: {issue}");
+            assert_eq!(issue["expression"][0], name);
+            assert!(
+                issue["diagnostics"]
+                    .as_str()
+                    .unwrap()
+                    .contains("iterate is not supported"),
+                "{issue}"
+            );
+            let q = parse_lenient(&[("family", "x"), (name, value)]).unwrap();
+            assert!(q.include.is_empty() && q.revinclude.is_empty(), "{name}");
+            assert_eq!(q.ignored, vec![name.to_string()]);
+            assert_eq!(
+                q.canonical,
+                vec![("family".to_string(), "x".to_string())],
+                "an ignored include stays out of the links"
+            );
+        }
+        let issue = only_issue(parse_strict(&[(
+            "_include:recurse",
+            "Patient:general-practitioner",
+        )]));
+        assert_eq!(issue["code"], "not-supported");
+        // Without iterate, includes still parse.
+        let q = parse_strict(&[("_include", "Patient:general-practitioner")]).unwrap();
+        assert_eq!(q.include.len(), 1);
     }
 }

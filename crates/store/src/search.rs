@@ -4,10 +4,11 @@ use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::{HistoryPage, HistoryQuery, ResourceVersion, SearchResult};
-use crate::query::SearchQuery;
+use crate::query::{Include, SearchQuery};
 use crate::sql::{self, Dialect, Sql};
 
-/// Most resources one `_revinclude` adds to a page.
+/// Most resources one `_revinclude` adds to a page unless the query says otherwise
+/// ([`SearchQuery::revinclude_limit`]).
 pub const REVINCLUDE_LIMIT: usize = 5000;
 
 /// A connection that can run the statements of [`crate::sql`].
@@ -65,6 +66,7 @@ pub async fn search(
     let has_more = matches.len() > q.count;
     matches.truncate(q.count);
     let mut included: Vec<ResourceVersion> = Vec::new();
+    let mut warnings = Vec::new();
     if !matches.is_empty() && (!q.include.is_empty() || !q.revinclude.is_empty()) {
         let ids: Vec<String> = matches.iter().map(|m| m.id.clone()).collect();
         let mut seen: std::collections::HashSet<(String, String)> = matches
@@ -83,15 +85,21 @@ pub async fn search(
             add(rows, &mut included);
         }
         for inc in &q.revinclude {
-            let rows = conn
+            let limit = q.revinclude_limit;
+            // One row more than the limit tells whether the limit cut anything off.
+            let mut rows = conn
                 .versions(&sql::revinclude(
                     d,
                     inc,
                     &q.resource_type,
                     &ids,
-                    REVINCLUDE_LIMIT,
+                    limit.saturating_add(1),
                 ))
                 .await?;
+            if rows.len() > limit {
+                rows.truncate(limit);
+                warnings.push(revinclude_truncated(inc, limit));
+            }
             add(rows, &mut included);
         }
     }
@@ -100,7 +108,21 @@ pub async fn search(
         included,
         total,
         has_more,
+        warnings,
     })
+}
+
+fn revinclude_truncated(inc: &Include, limit: usize) -> String {
+    let mut value = format!("{}:{}", inc.source_type, inc.param);
+    if let Some(t) = inc.target_type {
+        value.push(':');
+        value.push_str(t);
+    }
+    format!(
+        "_revinclude={value} found more than {limit} resources; only the first {limit} are \
+         included. Ask for fewer matches per page (_count), or search {} directly to get them all",
+        inc.source_type
+    )
 }
 
 pub async fn history(

@@ -17,8 +17,8 @@ use fhir::datetime::Range;
 use fhir::search_params::ParamType;
 
 use crate::query::{
-    Condition, DateValue, Include, Prefix, QuantityValue, ReferenceValue, SearchQuery, SortBy,
-    StringMode, Test, TokenSystem, TokenValue,
+    Condition, DateValue, Decimal, Include, Prefix, QuantityValue, ReferenceValue, SearchQuery,
+    SortBy, StringMode, Test, TokenSystem, TokenValue,
 };
 
 pub trait Dialect: Send + Sync {
@@ -116,6 +116,12 @@ impl<'d> Builder<'d> {
     }
 }
 
+/// A count or offset as an SQL integer; past `i64::MAX` (which the parser never lets through)
+/// it saturates rather than wrapping to a negative number.
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 pub fn index_table(t: ParamType) -> &'static str {
     match t {
         ParamType::Token => "idx_token",
@@ -194,9 +200,9 @@ pub fn history(d: &dyn Dialect, q: &crate::model::HistoryQuery) -> Sql {
     b.push("SELECT ").push(VERSION_COLUMNS).push(" FROM ");
     history_source(&mut b, &q.scope, q.since.map(|t| t.timestamp_millis()));
     b.push(" ORDER BY last_updated DESC, res_type, res_id, version_id DESC LIMIT ")
-        .int(q.count as i64)
+        .int(to_i64(q.count))
         .push(" OFFSET ")
-        .int(q.offset as i64);
+        .int(to_i64(q.offset));
     b.finish()
 }
 
@@ -284,9 +290,9 @@ pub fn search_page(d: &dyn Dialect, q: &SearchQuery) -> Sql {
         b.push(", ");
     }
     b.push("r.rid LIMIT ")
-        .int(q.count as i64 + 1)
+        .int(to_i64(q.count).saturating_add(1))
         .push(" OFFSET ")
-        .int(q.offset as i64);
+        .int(to_i64(q.offset));
     b.finish()
 }
 
@@ -350,7 +356,7 @@ pub fn revinclude(
         .push(" AND i.target_id IN ")
         .list(page_ids)
         .push(") ORDER BY s.rid LIMIT ")
-        .int(limit as i64);
+        .int(to_i64(limit));
     b.finish()
 }
 
@@ -597,13 +603,32 @@ fn reference_test(b: &mut Builder, v: &ReferenceValue) {
     }
 }
 
-/// The bounds of a quantity's implicit range, rounded to the decimals that define them: in
-/// binary `5.4 - 0.05` is 5.3500000000000005, which would leave out a stored 5.35.
+/// The bounds of a quantity's implicit range, [value - ½ unit, value + ½ unit) of its last
+/// decimal, computed in decimal and only then converted to `f64`: in binary `5.4 - 0.05` is
+/// 5.3500000000000005, which would leave out a stored 5.35. Each bound is the first double
+/// that spells a decimal at or above it, so that `value >= low AND value < high` holds for
+/// exactly the stored values whose decimals lie in the range, as [`crate::eval`] decides. Numbers too long for
+/// exact decimal arithmetic (beyond 30 digits) fall back to binary arithmetic, as
+/// [`crate::eval`] does. Total: no input overflows or panics.
 fn precision_bounds(v: &QuantityValue) -> (f64, f64) {
-    let digits = ((0.5 / v.tolerance).log10().round() as i32 + 1).clamp(0, 15);
-    let scale = 10f64.powi(digits);
-    let round = |x: f64| (x * scale).round() / scale;
-    (round(v.value - v.tolerance), round(v.value + v.tolerance))
+    let exact = || {
+        let centre = Decimal::of(v.value)?;
+        // One digit past the last decimal holds the half unit.
+        let digits = v.decimals() + 1;
+        let scale = digits.max(centre.scale);
+        let mantissa = centre.at(scale)?;
+        let half = 10i128.checked_pow(scale - digits)?.checked_mul(5)?;
+        let low = Decimal {
+            mantissa: mantissa.checked_sub(half)?,
+            scale,
+        };
+        let high = Decimal {
+            mantissa: mantissa.checked_add(half)?,
+            scale,
+        };
+        Some((low.least_f64_at_or_above()?, high.least_f64_at_or_above()?))
+    };
+    exact().unwrap_or((v.value - v.tolerance(), v.value + v.tolerance()))
 }
 
 fn quantity_test(b: &mut Builder, v: &QuantityValue) {
@@ -655,19 +680,48 @@ mod tests {
         assert_eq!(a.text.replace("?1", "$1").replace("?2", "$2"), b.text);
     }
 
+    fn quantity(value: &str) -> QuantityValue {
+        let params = vec![("value-quantity".to_string(), value.to_string())];
+        let q = crate::query::parse("Observation", &params, &Default::default())
+            .unwrap_or_else(|e| panic!("{value:?} should parse: {e:?}"));
+        match &q.conditions[..] {
+            [Condition::Param {
+                test: Test::Quantity(values),
+                ..
+            }] => values[0].clone(),
+            other => panic!("{value:?} is not one quantity: {other:?}"),
+        }
+    }
+
     #[test]
     fn quantity_bounds_are_the_written_decimals() {
-        let q = |value: f64, tolerance: f64| QuantityValue {
-            prefix: Prefix::Eq,
-            value,
-            tolerance,
-            system: None,
-            code: None,
-        };
-        assert_eq!(precision_bounds(&q(5.4, 0.05)), (5.35, 5.45));
-        assert_eq!(precision_bounds(&q(5.4, 0.005)), (5.395, 5.405));
-        assert_eq!(precision_bounds(&q(5.0, 0.5)), (4.5, 5.5));
-        assert_eq!(precision_bounds(&q(0.3, 0.05)), (0.25, 0.35));
+        assert_eq!(precision_bounds(&quantity("5.4")), (5.35, 5.45));
+        assert_eq!(precision_bounds(&quantity("5.40")), (5.395, 5.405));
+        assert_eq!(precision_bounds(&quantity("5")), (4.5, 5.5));
+        assert_eq!(precision_bounds(&quantity("0.3")), (0.25, 0.35));
+        assert_eq!(precision_bounds(&quantity("-0.3")), (-0.35, -0.25));
+        assert_eq!(precision_bounds(&quantity("120")), (119.5, 120.5));
+    }
+
+    #[test]
+    fn quantity_bounds_of_hundreds_of_decimals_are_those_of_fifteen() {
+        let long = format!("5.{}", "0".repeat(400));
+        let fifteen = format!("5.{}", "0".repeat(15));
+        let (low, high) = precision_bounds(&quantity(&long));
+        assert_eq!((low, high), precision_bounds(&quantity(&fifteen)));
+        assert!(low <= 5.0 && 5.0 < high, "[{low}, {high}) must hold 5");
+        assert!(low > 4.99999999999999 && high < 5.00000000000001);
+        // Fifteen decimals on a larger number still leave the number itself inside.
+        let (low, high) = precision_bounds(&quantity(&format!("1234.{}", "0".repeat(400))));
+        assert!(
+            low <= 1234.0 && 1234.0 < high,
+            "[{low}, {high}) must hold 1234"
+        );
+        // Too long for exact decimals: binary bounds, still no overflow.
+        let (low, high) = precision_bounds(&quantity(&format!("1{}", "0".repeat(300))));
+        assert!(low.is_finite() && high.is_finite());
+        let (low, high) = precision_bounds(&quantity(&format!("0.{}1", "0".repeat(400))));
+        assert!(low < 0.0 && high > 0.0, "[{low}, {high})");
     }
 
     #[test]

@@ -87,7 +87,7 @@ fn push_links(
         push_link(
             out,
             "next",
-            &page_url(base, path, params, count, offset + count),
+            &page_url(base, path, params, count, offset.saturating_add(count)),
         );
     }
     if offset > 0 && count > 0 {
@@ -410,6 +410,7 @@ mod tests {
             included: vec![version("b", r#"{"resourceType":"Patient","id":"b"}"#)],
             total: Some(1),
             has_more: true,
+            warnings: Vec::new(),
         };
         let v: Value = serde_json::from_str(&searchset(
             "http://h/fhir",
@@ -425,6 +426,23 @@ mod tests {
         assert_eq!(
             v["link"][1]["url"],
             "http://h/fhir/Patient?_count=50&_offset=50"
+        );
+    }
+
+    #[test]
+    fn paging_links_saturate_instead_of_overflowing() {
+        let mut q = SearchQuery::all("Patient");
+        q.offset = usize::MAX - 1;
+        q.count = 10;
+        let result = SearchResult {
+            has_more: true,
+            ..SearchResult::default()
+        };
+        let v: Value =
+            serde_json::from_str(&searchset("http://h/fhir", &q, &result, None)).unwrap();
+        assert_eq!(
+            v["link"][1]["url"],
+            format!("http://h/fhir/Patient?_count=10&_offset={}", usize::MAX)
         );
     }
 

@@ -56,6 +56,9 @@ pub struct WebConfig {
     pub default_count: usize,
     /// Largest page a search may ask for with `_count`.
     pub max_count: usize,
+    /// Most resources one `_revinclude` adds to a search page; past it the Bundle carries a
+    /// warning saying the included resources were cut short.
+    pub revinclude_limit: usize,
 }
 
 impl Default for WebConfig {
@@ -66,6 +69,7 @@ impl Default for WebConfig {
             token_ttl_secs: 900,
             default_count: 50,
             max_count: 1000,
+            revinclude_limit: store::search::REVINCLUDE_LIMIT,
         }
     }
 }
@@ -106,6 +110,7 @@ impl AppState {
             base_url: Some(self.base.to_string()),
             default_count: self.config.default_count,
             max_count: self.config.max_count,
+            revinclude_limit: self.config.revinclude_limit,
         }
     }
 

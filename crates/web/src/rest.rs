@@ -177,15 +177,21 @@ pub async fn search_interaction(
     result
         .included
         .retain(|r| principal.allows(Action::Read, &r.resource_type));
-    let outcome = (!q.ignored.is_empty()).then(|| {
-        outcome_text(Issue::warning(
+    let mut warnings = Vec::new();
+    if !q.ignored.is_empty() {
+        warnings.push(Issue::warning(
             IssueType::NotSupported,
             format!(
                 "these parameters were not understood and were ignored (Prefer: handling=lenient): {}",
                 q.ignored.join(", ")
             ),
-        ))
-    });
+        ));
+    }
+    for w in &result.warnings {
+        warnings.push(Issue::warning(IssueType::TooCostly, w.clone()));
+    }
+    let outcome =
+        (!warnings.is_empty()).then(|| OperationOutcome::new(warnings).to_json().to_string());
     Ok(Reply::json(
         StatusCode::OK,
         bundle::searchset(&state.base, &q, &result, outcome.as_deref()),
@@ -208,13 +214,13 @@ pub async fn history_interaction(
     let mut issues = Vec::new();
     for (k, v) in params {
         match k.as_str() {
-            "_count" => match v.parse::<usize>() {
-                Ok(n) => query.count = n.min(state.config.max_count),
-                Err(_) => issues.push(Issue::error(IssueType::Invalid, format!("_count must be a whole number, not {v:?}")).at("_count")),
+            "_count" => match store::query::parse_count(v, state.config.max_count) {
+                Ok(n) => query.count = n,
+                Err(issue) => issues.push(issue),
             },
-            "_offset" => match v.parse::<usize>() {
+            "_offset" => match store::query::parse_offset(v) {
                 Ok(n) => query.offset = n,
-                Err(_) => issues.push(Issue::error(IssueType::Invalid, format!("_offset must be a whole number, not {v:?}")).at("_offset")),
+                Err(issue) => issues.push(issue),
             },
             "_since" => match fhir::datetime::parse_datetime(v).and_then(|d| chrono::DateTime::from_timestamp_millis(d.range.low)) {
                 Some(t) => {

@@ -589,7 +589,7 @@ async fn metadata_lists_types_interactions_and_search_params() {
             }
             assert_eq!(listed, expected, "[{b}] {t} search params");
         }
-        if !fhir::search_params::for_type("Patient").is_empty() {
+        {
             let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
             let names: Vec<&str> = patient["searchParam"]
                 .as_array()
@@ -618,6 +618,80 @@ async fn metadata_lists_types_interactions_and_search_params() {
         }
         let r = send(s.anon(Method::GET, "/fhir/metadata?_format=xml")).await;
         assert_outcome(&r, 406, "not-supported", &format!("[{b}] metadata as xml"));
+    }
+}
+
+/// A search value of the right kind for a parameter of `param_type`, as the CapabilityStatement
+/// names the type.
+fn sample_value(param_type: &str) -> Option<&'static str> {
+    Some(match param_type {
+        "token" => "x",
+        "string" => "a",
+        "date" => "ge2020-01-01",
+        "reference" => "Patient/1",
+        "quantity" => "5",
+        "uri" => "http://x",
+        _ => return None,
+    })
+}
+
+#[tokio::test]
+async fn every_advertised_search_parameter_runs_on_every_backend() {
+    for s in servers().await {
+        let b = s.backend;
+        let capability = send(s.anon(Method::GET, "/fhir/metadata")).await.json();
+        let resources = capability["rest"][0]["resource"]
+            .as_array()
+            .expect("rest[0].resource");
+        let types: Vec<&str> = resources
+            .iter()
+            .filter_map(|r| r["type"].as_str())
+            .collect();
+        assert_eq!(types, fhir::RESOURCE_TYPES, "[{b}] every type is listed");
+        // One resource of each of a few types, so that searches also meet index rows.
+        let pid = s.create(patient("Advertised")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.create(json!({"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "subject": {"reference": format!("Patient/{pid}")}, "effectiveDateTime": "2024-03-10T09:30:00Z", "valueQuantity": {"value": 5, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"}}))
+            .await;
+        let mut tried = 0;
+        let mut failures = Vec::new();
+        for res in resources {
+            let t = res["type"].as_str().unwrap();
+            for p in res["searchParam"].as_array().unwrap() {
+                let name = p["name"].as_str().unwrap();
+                let param_type = p["type"].as_str().unwrap();
+                let Some(value) = sample_value(param_type) else {
+                    failures.push(format!(
+                        "{t}.{name} is advertised with type {param_type:?}, which the server cannot search"
+                    ));
+                    continue;
+                };
+                let query = serde_urlencoded::to_string([(name, value)]).unwrap();
+                let r = s.get(&format!("/fhir/{t}?{query}")).await;
+                tried += 1;
+                if r.status != 200 {
+                    failures.push(format!("GET /fhir/{t}?{query} -> {}: {}", r.status, r.text));
+                } else if r.json()["type"] != "searchset" {
+                    failures.push(format!(
+                        "GET /fhir/{t}?{query} is not a searchset: {}",
+                        r.text
+                    ));
+                }
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "[{b}] advertised search parameters that do not run ({} of {tried}):\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+        // More than `_id` and `_lastUpdated` per type: the real definitions were advertised.
+        assert!(
+            tried > 10 * fhir::RESOURCE_TYPES.len(),
+            "[{b}] only {tried} search parameters are advertised"
+        );
     }
 }
 
@@ -1264,6 +1338,173 @@ async fn include_and_revinclude_entries_are_marked_include() {
 }
 
 #[tokio::test]
+async fn revinclude_cut_short_is_reported_as_a_warning() {
+    for s in servers_with(WebConfig {
+        revinclude_limit: 2,
+        ..WebConfig::default()
+    })
+    .await
+    {
+        let b = s.backend;
+        let pid = s.create(patient("Popular")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for _ in 0..3 {
+            s.create(json!({"resourceType": "Observation", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]}, "subject": {"reference": format!("Patient/{pid}")}}))
+                .await;
+        }
+        let r = s
+            .get(&format!(
+                "/fhir/Patient?_id={pid}&_revinclude=Observation:subject"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "[{b}] {}", r.text);
+        let v = r.json();
+        assert_eq!(entry_ids(&v, "match"), vec![pid.clone()], "[{b}]");
+        assert_eq!(entry_ids(&v, "include").len(), 2, "[{b}] {}", r.text);
+        let outcomes: Vec<&Value> = v["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["search"]["mode"] == "outcome")
+            .collect();
+        assert_eq!(outcomes.len(), 1, "[{b}] one outcome entry: {}", r.text);
+        let issue = &outcomes[0]["resource"]["issue"][0];
+        assert_eq!(issue["severity"], "warning", "[{b}] {issue}");
+        let text = issue["diagnostics"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("Observation:subject") && text.contains("first 2"),
+            "[{b}] the warning names the _revinclude and the limit: {text}"
+        );
+
+        // Within the limit: no outcome entry.
+        let r = s
+            .get(&format!("/fhir/Patient?_id={pid}&_revinclude=Patient:link"))
+            .await;
+        let v = r.json();
+        assert!(
+            entry_ids(&v, "outcome").is_empty(),
+            "[{b}] nothing was cut short: {}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn include_iterate_is_refused_strictly_and_ignored_leniently() {
+    for s in servers().await {
+        let b = s.backend;
+        let pid = s.create(patient("Iterate")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for query in [
+            "_include=Patient:general-practitioner:iterate",
+            "_include:iterate=Patient:general-practitioner",
+            "_revinclude:iterate=Observation:subject",
+        ] {
+            let url = format!("/fhir/Patient?_id={pid}&{query}");
+            let r = s.get(&url).await;
+            assert_outcome(&r, 400, "not-supported", &format!("[{b}] strict {query}"));
+            let text = r.json()["issue"][0]["diagnostics"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(
+                text.contains("iterate is not supported"),
+                "[{b}] {query}: {text}"
+            );
+            let r = send(
+                s.req(Method::GET, &url)
+                    .header("prefer", "handling=lenient"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "[{b}] lenient {query}: {}", r.text);
+            let v = r.json();
+            assert_eq!(entry_ids(&v, "match"), vec![pid.clone()], "[{b}]");
+            let outcome = v["entry"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["search"]["mode"] == "outcome")
+                .expect("outcome entry");
+            let name = query.split('=').next().unwrap();
+            assert!(
+                outcome["resource"]["issue"][0]["diagnostics"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(name),
+                "[{b}] the ignored {name} is named: {outcome}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn paging_parameters_past_their_limits_are_400_not_500() {
+    for s in servers().await {
+        let b = s.backend;
+        for _ in 0..3 {
+            s.create(patient("Deep")).await;
+        }
+        for offset in ["99999999999999999999", "9223372036854775808", "100001"] {
+            for path in [
+                format!("/fhir/Patient?family=Deep&_offset={offset}"),
+                format!("/fhir/Patient/_history?_offset={offset}"),
+                format!("/fhir/_history?_offset={offset}"),
+            ] {
+                let r = s.get(&path).await;
+                assert_outcome(&r, 400, "too-costly", &format!("[{b}] {path}"));
+                let text = r.json()["issue"][0]["diagnostics"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                assert!(
+                    text.contains("100000") && text.contains("_lastUpdated"),
+                    "[{b}] {path}: {text}"
+                );
+            }
+        }
+        // The deepest allowed page runs, and says where it is.
+        let r = s.get("/fhir/Patient?family=Deep&_offset=100000").await;
+        assert_eq!(r.status, 200, "[{b}] {}", r.text);
+        let v = r.json();
+        assert!(v.get("entry").is_none(), "[{b}] {}", r.text);
+        assert!(link(&v, "self").unwrap().contains("_offset=100000"));
+        assert!(link(&v, "next").is_none());
+        // A huge _count is the largest page.
+        let r = s
+            .get("/fhir/Patient?family=Deep&_count=99999999999999999999")
+            .await;
+        assert_eq!(r.status, 200, "[{b}] {}", r.text);
+        assert_eq!(entry_ids(&r.json(), "match").len(), 3, "[{b}]");
+        // _count=0: no entries; the total only when asked for.
+        let r = s
+            .get("/fhir/Patient?family=Deep&_count=0&_total=accurate")
+            .await;
+        assert_eq!(r.status, 200, "[{b}] {}", r.text);
+        let v = r.json();
+        assert_eq!(v["total"], 3, "[{b}] {}", r.text);
+        assert!(v.get("entry").is_none(), "[{b}] {}", r.text);
+        assert!(link(&v, "next").is_none(), "[{b}] {}", r.text);
+        let r = s.get("/fhir/Patient?family=Deep&_count=0").await;
+        assert_eq!(r.status, 200, "[{b}] {}", r.text);
+        let v = r.json();
+        assert!(
+            v.get("total").is_none() && v.get("entry").is_none(),
+            "[{b}] {}",
+            r.text
+        );
+        let r = s.get("/fhir/Patient/_history?_count=0").await;
+        assert_eq!(r.status, 200, "[{b}] {}", r.text);
+        let v = r.json();
+        assert_eq!(v["total"], 3, "[{b}] {}", r.text);
+        assert!(v.get("entry").is_none(), "[{b}] {}", r.text);
+    }
+}
+
+#[tokio::test]
 async fn post_search_merges_form_and_query() {
     for s in servers().await {
         let b = s.backend;
@@ -1701,6 +1942,13 @@ async fn access_log_has_route_status_and_request_id_but_no_patient_data() {
     let _guard = tracing::subscriber::set_default(subscriber);
     for s in servers().await {
         let b = s.backend;
+        // Whether a log line is wanted is cached process-wide by the first thread to reach it,
+        // and a parallel test without a subscriber may have cached "never". So reach the access
+        // log's 2xx and 4xx lines here first (registering them if no one has), then have every
+        // registered line asked again, now that this thread has a subscriber.
+        s.get("/fhir/Patient?_count=1").await;
+        s.get("/fhir/Patient/warm-up").await;
+        tracing::callsite::rebuild_interest_cache();
         let created = s.create(patient("Secretname")).await;
         let id = created["id"].as_str().unwrap();
         let r = send(

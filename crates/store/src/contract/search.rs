@@ -1468,3 +1468,142 @@ pub async fn search_matches_only_the_current_version_after_update(store: Arc<dyn
     )
     .await;
 }
+
+pub async fn search_quantity_beyond_fifteen_decimals_counts_fifteen(store: Arc<dyn Store>) {
+    let subject = "Patient/someone";
+    let at = |value: f64| {
+        observation(
+            subject,
+            "15074-8",
+            "Glucose",
+            value,
+            "mmol/L",
+            "2024-03-10T09:30:00Z",
+        )
+    };
+    let five = create(&*store, at(5.0)).await.id;
+    let five_four = create(&*store, at(5.4)).await.id;
+    let just_below = create(&*store, at(4.9999)).await.id;
+    let large = create(&*store, at(1234.0)).await.id;
+    // A double holds no more than about 16 significant digits: 400 written decimals mean the
+    // same as 15, a range of ±5e-16 around the value, which holds the value itself.
+    let zeros = "0".repeat(400);
+    let five_long = format!("5.{zeros}");
+    let not_five_long = format!("ne5.{zeros}");
+    let five_four_long = format!("5.4{zeros}");
+    let just_below_long = format!("4.9999{zeros}");
+    let large_long = format!("1234.{zeros}");
+    let ge_five_long = format!("ge5.{zeros}|http://unitsofmeasure.org|mmol/L");
+    expect_searches(
+        &*store,
+        "Observation",
+        &[
+            ("value-quantity", &five_long, r(&[&five])),
+            (
+                "value-quantity",
+                &not_five_long,
+                r(&[&five_four, &just_below, &large]),
+            ),
+            ("value-quantity", &five_four_long, r(&[&five_four])),
+            ("value-quantity", &just_below_long, r(&[&just_below])),
+            ("value-quantity", &large_long, r(&[&large])),
+            (
+                "value-quantity",
+                &ge_five_long,
+                r(&[&five, &five_four, &large]),
+            ),
+        ],
+    )
+    .await;
+}
+
+pub async fn search_revinclude_past_its_limit_is_cut_short_and_says_so(store: Arc<dyn Store>) {
+    let p = create(&*store, patient("Many", "Results", &nhs_number(1)))
+        .await
+        .id;
+    let subject = format!("Patient/{p}");
+    for _ in 0..3 {
+        create(
+            &*store,
+            observation(
+                &subject,
+                "8867-4",
+                "Heart rate",
+                70.0,
+                "/min",
+                "2024-03-10T09:30:00Z",
+            ),
+        )
+        .await;
+    }
+    let pairs = [("_id", p.as_str()), ("_revinclude", "Observation:subject")];
+    let run = |limit: usize| {
+        let mut q = query("Patient", &pairs);
+        q.revinclude_limit = limit;
+        let store = store.clone();
+        async move {
+            match store.search(&q).await {
+                Ok(r) => r,
+                Err(e) => panic!("search with _revinclude limited to {limit} failed: {e}"),
+            }
+        }
+    };
+    let cut = run(2).await;
+    assert_eq!(ids_of(&cut.matches), vec![p.clone()]);
+    assert_eq!(
+        cut.included.len(),
+        2,
+        "a _revinclude stops at the query's limit"
+    );
+    assert_eq!(
+        cut.warnings.len(),
+        1,
+        "a _revinclude cut short says so: {:?}",
+        cut.warnings
+    );
+    assert!(
+        cut.warnings[0].contains("Observation:subject") && cut.warnings[0].contains(" 2 "),
+        "the warning names the _revinclude and the limit: {}",
+        cut.warnings[0]
+    );
+    let whole = run(3).await;
+    assert_eq!(whole.included.len(), 3);
+    assert!(
+        whole.warnings.is_empty(),
+        "exactly the limit is not cut short: {:?}",
+        whole.warnings
+    );
+}
+
+pub async fn search_count_zero_gives_only_the_total_and_the_deepest_offset_runs(
+    store: Arc<dyn Store>,
+) {
+    for i in 0..3u32 {
+        create(
+            &*store,
+            patient("Zero", &format!("N{i}"), &nhs_number(i + 1)),
+        )
+        .await;
+    }
+    let counted = search(
+        &*store,
+        "Patient",
+        &[("family", "zero"), ("_count", "0"), ("_total", "accurate")],
+    )
+    .await;
+    assert_eq!(
+        (counted.total, counted.matches.len(), counted.has_more),
+        (Some(3), 0, false),
+        "_count=0 with _total=accurate: the total and no matches"
+    );
+    let bare = search(&*store, "Patient", &[("family", "zero"), ("_count", "0")]).await;
+    assert_eq!((bare.total, bare.matches.len()), (None, 0));
+    let offset = query::MAX_OFFSET.to_string();
+    let deepest = search(
+        &*store,
+        "Patient",
+        &[("family", "zero"), ("_offset", &offset)],
+    )
+    .await;
+    assert!(deepest.matches.is_empty() && !deepest.has_more);
+}
