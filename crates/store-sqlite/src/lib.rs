@@ -21,6 +21,7 @@ mod conn;
 pub mod migrate;
 mod reader;
 mod writer;
+pub use writer::WAL_LIMIT_BYTES;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -18,7 +18,7 @@ use crate::conn::{db_err, query_count, query_versions, version_from_row};
 
 /// The WAL size past which the writer resets it (the file itself is then cut back to this size
 /// by `journal_size_limit`).
-pub(crate) const WAL_LIMIT_BYTES: u64 = 64 << 20;
+pub const WAL_LIMIT_BYTES: u64 = 64 << 20;
 
 /// Most requests committed together.
 pub(crate) const MAX_BATCH: usize = 256;

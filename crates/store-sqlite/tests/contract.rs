@@ -538,3 +538,54 @@ async fn kill9_child_writer() {
         t.await.unwrap();
     }
 }
+
+/// Under writes that never pause, with readers searching throughout, the WAL must stay near its
+/// limit: PASSIVE checkpoints alone never let it restart, and it once grew to 12 GB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_under_sustained_writes_and_reads() {
+    let dir = temp_dir();
+    let path = dir.path().join("portico.db");
+    let store = Arc::new(open(&path, true));
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let q = store::query::parse(
+                "Patient",
+                &[("family".to_string(), "smi".to_string())],
+                &store::query::ParseOptions::default(),
+            )
+            .unwrap_or_else(|e| panic!("query: {e:?}"));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                store.search(&q).await.unwrap();
+            }
+        })
+    };
+    let mut writers = Vec::new();
+    for w in 0..8u32 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..1500u32 {
+                create_patient(store.as_ref(), w * 10_000 + i).await;
+            }
+        }));
+    }
+    let mut largest = 0;
+    while writers.iter().any(|t| !t.is_finished()) {
+        largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for t in writers {
+        t.await.unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    reader.await.unwrap();
+    let limit = store_sqlite::WAL_LIMIT_BYTES;
+    assert!(
+        largest <= limit + limit / 2,
+        "the WAL reached {largest} bytes; it must stay near {limit}"
+    );
+}
