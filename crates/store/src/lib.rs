@@ -7,6 +7,7 @@
 //! backend must pass.
 
 pub mod clients;
+#[cfg(any(test, feature = "contract"))]
 pub mod contract;
 pub mod error;
 pub mod eval;
