@@ -62,16 +62,10 @@ const CODES: &[(&str, &str, &str, f64, f64)] = &[
 
 fn nhs_number(rng: &mut StdRng) -> String {
     loop {
-        let mut d: Vec<u32> = vec![9, 9, 9];
-        d.extend((0..6).map(|_| rng.random_range(0..10)));
-        let sum: u32 = d.iter().enumerate().map(|(i, x)| x * (10 - i as u32)).sum();
-        let check = 11 - sum % 11;
-        let check = if check == 11 { 0 } else { check };
-        if check == 10 {
-            continue;
+        if let Some(n) = fhir::nhs_number::NhsNumber::in_test_range(rng.random_range(0..1_000_000))
+        {
+            return n.digits();
         }
-        d.push(check);
-        return d.iter().map(|x| char::from(b'0' + *x as u8)).collect();
     }
 }
 

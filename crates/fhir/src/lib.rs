@@ -9,6 +9,7 @@ pub mod datetime;
 pub mod definitions;
 pub mod fhirpath;
 pub mod index;
+pub mod nhs_number;
 pub mod outcome;
 pub mod schema;
 pub mod search_params;

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use store::{Prepared, Store, StoreError, WriteOp};
 
 use crate::error::{Error, Result};
-use crate::nhs_number::NhsNumber;
+use fhir::nhs_number::NhsNumber;
 
 /// The seed of the demo region. Changing it changes every generated resource.
 pub const SEED: u64 = 0x0050_7210_2024;
@@ -903,9 +903,11 @@ impl Gen {
         let age = if showcase { 67 } else { age };
         let birth_date = self.today - Duration::days(age * 365 + self.rng.random_range(0..365));
         let nhs = loop {
-            let candidate = NhsNumber::generate_test(&mut self.rng);
-            if self.nhs_numbers.insert(candidate) {
-                break candidate;
+            let serial = self.rng.random_range(0..1_000_000);
+            if let Some(candidate) = NhsNumber::in_test_range(serial) {
+                if self.nhs_numbers.insert(candidate) {
+                    break candidate;
+                }
             }
         };
         let practice = if n % 2 == 1 { &RIVERSIDE } else { &HILLTOP };
@@ -1599,7 +1601,7 @@ mod tests {
             let patient = &record[0];
             assert_eq!(patient["resourceType"], "Patient");
             let identifier = &patient["identifier"][0];
-            assert_eq!(identifier["system"], crate::nhs_number::SYSTEM);
+            assert_eq!(identifier["system"], fhir::nhs_number::SYSTEM);
             let number = NhsNumber::parse(identifier["value"].as_str().unwrap_or_default())
                 .expect("valid NHS number");
             assert!(number.is_test_number());

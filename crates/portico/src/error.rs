@@ -34,10 +34,6 @@ pub enum Error {
     #[error("database error: {0}")]
     Store(#[from] store::StoreError),
 
-    /// A string that is not a valid NHS number; the message says which rule it breaks.
-    #[error("{0}")]
-    NhsNumber(String),
-
     /// A command whose implementation belongs to a later issue.
     #[error("not available yet: see issue {issue} ({what})")]
     NotAvailable { what: &'static str, issue: u32 },
@@ -60,7 +56,6 @@ impl Error {
             Error::Database { .. }
             | Error::Listen { .. }
             | Error::Store(_)
-            | Error::NhsNumber(_)
             | Error::NotAvailable { .. }
             | Error::Io { .. }
             | Error::Server(_) => EXIT_RUNTIME,

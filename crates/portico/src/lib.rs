@@ -6,7 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
-pub mod nhs_number;
 
 use std::sync::Arc;
 

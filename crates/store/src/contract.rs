@@ -174,17 +174,12 @@ pub fn nhs_number(serial: u32) -> String {
     // `base` ends in an even digit; `base + 1` differs only in its last digit, whose weight
     // is 2, so their check digits differ and at most one of them is the invalid 10.
     let check_digit = |n: u64| {
-        let sum: u64 = n
-            .to_string()
-            .bytes()
-            .zip((2..=10u64).rev())
-            .map(|(d, w)| u64::from(d - b'0') * w)
-            .sum();
-        (11 - sum % 11) % 11
+        let digits: Vec<u8> = n.to_string().bytes().map(|d| d - b'0').collect();
+        fhir::nhs_number::check_digit(&digits)
     };
     let (number, check) = match check_digit(base) {
-        10 => (base + 1, check_digit(base + 1)),
-        c => (base, c),
+        Some(c) => (base, c),
+        None => (base + 1, check_digit(base + 1).unwrap_or(0)),
     };
     format!("{number}{check}")
 }
