@@ -320,8 +320,11 @@ async fn execute(
     }
 }
 
+/// A new server-assigned id: a time-ordered UUID (version 7), so that new rows land at the end
+/// of the `(res_type, res_id)` index instead of on a random page of it (one random page write
+/// fewer per create; the creation time it carries is in `meta.lastUpdated` anyway).
 pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The JSON as stored and served: `resourceType`, `id`, `meta` (with `versionId` and
