@@ -233,7 +233,7 @@ async fn execute(
             version: None,
         }),
         Plan::Create { id } => {
-            let resource = match op {
+            let mut resource = match op {
                 WriteOp::Create { resource, .. } | WriteOp::ConditionalUpdate { resource, .. } => {
                     resource
                 }
@@ -243,12 +243,12 @@ async fn execute(
                     ))
                 }
             };
-            let version = stored_version(&resource, &id, 1, now)?;
+            let version = stored_version(&mut resource, &id, 1, now)?;
             tx.put(&version, false, &resource.index).await?;
             Ok(WriteOutcome::Created(version))
         }
         Plan::Write { id } => {
-            let (resource, if_match) = match op {
+            let (mut resource, if_match) = match op {
                 WriteOp::Update {
                     resource, if_match, ..
                 }
@@ -281,7 +281,7 @@ async fn execute(
                     });
                 }
             }
-            let version = stored_version(&resource, &id, current_version + 1, now)?;
+            let version = stored_version(&mut resource, &id, current_version + 1, now)?;
             tx.put(&version, current.is_some(), &resource.index).await?;
             Ok(match current {
                 None => WriteOutcome::Created(version),
@@ -329,13 +329,16 @@ pub fn new_id() -> String {
 
 /// The JSON as stored and served: `resourceType`, `id`, `meta` (with `versionId` and
 /// `lastUpdated` set by the server) first, then the rest in the order given.
+///
+/// The resource's body is moved out of `resource` (this runs on the single SQLite writer, where
+/// copying every element of every resource was measurable); its index stays.
 fn stored_version(
-    resource: &Prepared,
+    resource: &mut Prepared,
     id: &str,
     version_id: i64,
     now: DateTime<Utc>,
 ) -> Result<ResourceVersion> {
-    let Value::Object(body) = &resource.value else {
+    let Value::Object(mut body) = std::mem::take(&mut resource.value) else {
         return Err(StoreError::invalid(fhir::Issue::error(
             fhir::IssueType::Structure,
             "a resource must be a JSON object",
@@ -347,8 +350,8 @@ fn stored_version(
         Value::String(resource.resource_type.clone()),
     );
     out.insert("id".into(), Value::String(id.to_string()));
-    let mut meta = match body.get("meta") {
-        Some(Value::Object(m)) => m.clone(),
+    let mut meta = match body.remove("meta") {
+        Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
     meta.insert("versionId".into(), Value::String(version_id.to_string()));
@@ -358,8 +361,8 @@ fn stored_version(
     );
     out.insert("meta".into(), Value::Object(meta));
     for (k, v) in body {
-        if !matches!(k.as_str(), "resourceType" | "id" | "meta") {
-            out.insert(k.clone(), v.clone());
+        if !matches!(k.as_str(), "resourceType" | "id") {
+            out.insert(k, v);
         }
     }
     let json = serde_json::to_string(&Value::Object(out))
