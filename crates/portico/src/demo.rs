@@ -1308,23 +1308,13 @@ impl Gen {
         unit: &str,
         ucum: &str,
     ) {
-        let id = rec.next_id("obs");
-        let mut obs = json!({
-            "resourceType": "Observation",
-            "id": id,
-            "status": "final",
-            "category": [cc(OBS_CATEGORY, "vital-signs", "Vital Signs")],
-            "code": cc(LOINC, code, display),
-            "subject": rec.subject(),
-            "effectiveDateTime": when,
-            "issued": when,
-            "performer": [rec.gp.reference()],
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": ucum},
-        });
-        if !encounter.is_null() {
-            obs["encounter"] = encounter.clone();
-        }
-        rec.resources.push(obs);
+        let observation = Observation {
+            category: cc(OBS_CATEGORY, "vital-signs", "Vital Signs"),
+            performer: rec.gp.reference(),
+            code: cc(LOINC, code, display),
+            quantity: json!({"value": value, "unit": unit, "system": UCUM, "code": ucum}),
+        };
+        observation.push(rec, encounter, when);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1338,23 +1328,13 @@ impl Gen {
         value: f64,
         unit: &str,
     ) {
-        let id = rec.next_id("obs");
-        let mut obs = json!({
-            "resourceType": "Observation",
-            "id": id,
-            "status": "final",
-            "category": [cc(OBS_CATEGORY, "laboratory", "Laboratory")],
-            "code": cc(LOINC, code, display),
-            "subject": rec.subject(),
-            "effectiveDateTime": when,
-            "issued": when,
-            "performer": [reference(&format!("Organization/{}", TRUST.id), TRUST.name)],
-            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit},
-        });
-        if !encounter.is_null() {
-            obs["encounter"] = encounter.clone();
-        }
-        rec.resources.push(obs);
+        let observation = Observation {
+            category: cc(OBS_CATEGORY, "laboratory", "Laboratory"),
+            performer: reference(&format!("Organization/{}", TRUST.id), TRUST.name),
+            code: cc(LOINC, code, display),
+            quantity: json!({"value": value, "unit": unit, "system": UCUM, "code": unit}),
+        };
+        observation.push(rec, encounter, when);
     }
 
     fn blood_pressure(
@@ -1504,6 +1484,36 @@ fn capitalise(s: &str) -> String {
     match c.next() {
         Some(first) => first.to_uppercase().chain(c).collect(),
         None => String::new(),
+    }
+}
+
+/// A measured value (vital sign or laboratory result) as the demo records it.
+struct Observation {
+    category: Value,
+    performer: Value,
+    code: Value,
+    quantity: Value,
+}
+
+impl Observation {
+    fn push(self, rec: &mut Record, encounter: &Value, when: &str) {
+        let id = rec.next_id("obs");
+        let mut obs = json!({
+            "resourceType": "Observation",
+            "id": id,
+            "status": "final",
+            "category": [self.category],
+            "code": self.code,
+            "subject": rec.subject(),
+            "effectiveDateTime": when,
+            "issued": when,
+            "performer": [self.performer],
+            "valueQuantity": self.quantity,
+        });
+        if !encounter.is_null() {
+            obs["encounter"] = encounter.clone();
+        }
+        rec.resources.push(obs);
     }
 }
 

@@ -390,11 +390,22 @@ pub async fn search_get(
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let params = query_params(&headers, query.as_deref())?;
-    check_type(&resource_type)?;
-    authorize(&principal, Action::Search, &resource_type)?;
-    let lenient = prefer(&headers).lenient;
+    search_type(&state, &principal, &resource_type, &headers, &params).await
+}
+
+/// A type-level search once its parameters are gathered (from the query, or the query and a form).
+async fn search_type(
+    state: &AppState,
+    principal: &Principal,
+    resource_type: &str,
+    headers: &HeaderMap,
+    params: &[(String, String)],
+) -> Result<Response, WebError> {
+    check_type(resource_type)?;
+    authorize(principal, Action::Search, resource_type)?;
+    let lenient = prefer(headers).lenient;
     Ok(
-        search_interaction(&state, &principal, &resource_type, &params, lenient)
+        search_interaction(state, principal, resource_type, params, lenient)
             .await?
             .into_http(&state.base),
     )
@@ -427,14 +438,7 @@ pub async fn search_post(
         params.extend(http::parse_params(text)?);
     }
     negotiate(&headers, &params)?;
-    check_type(&resource_type)?;
-    authorize(&principal, Action::Search, &resource_type)?;
-    let lenient = prefer(&headers).lenient;
-    Ok(
-        search_interaction(&state, &principal, &resource_type, &params, lenient)
-            .await?
-            .into_http(&state.base),
-    )
+    search_type(&state, &principal, &resource_type, &headers, &params).await
 }
 
 pub async fn create(
