@@ -389,6 +389,56 @@ impl Store for PgStore {
         }))
     }
 
+    async fn state_get(&self, key: &str) -> Result<Option<String>> {
+        sqlx::query_scalar::<_, String>("SELECT value FROM server_state WHERE name = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn state_put(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO server_state (name, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(key)
+        .bind(value)
+        .bind(fhir::datetime::now_millis().timestamp_millis())
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+        .map_err(db_err)
+    }
+
+    async fn state_delete(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM server_state WHERE name = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    async fn state_list(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT name, value FROM server_state WHERE name >= $1 AND ($2::text IS NULL OR name < $2) ORDER BY name",
+        )
+        .bind(prefix)
+        .bind(store::prefix_end(prefix))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0).map_err(decode_err)?,
+                    r.try_get(1).map_err(decode_err)?,
+                ))
+            })
+            .collect()
+    }
+
     async fn signing_key(&self) -> Result<Vec<u8>> {
         let candidate: [u8; 32] = rand::random();
         // The first instance to get here makes the key; the others keep theirs out and read it.

@@ -132,6 +132,9 @@ pub struct SqliteStore {
     checkpointer: Option<JoinHandle<()>>,
     readers: Arc<Readers>,
     signing_key: OnceCell<Vec<u8>>,
+    /// Dropped after the threads have stopped and the file is closed (e.g. a test's temporary
+    /// directory); see [`SqliteStore::keep_until_closed`].
+    _guard: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -185,7 +188,15 @@ impl SqliteStore {
             checkpointer: Some(checkpointer),
             readers,
             signing_key: OnceCell::new(),
+            _guard: None,
         })
+    }
+
+    /// Keeps `guard` alive until the store is closed, then drops it: a temporary directory
+    /// holding the database is removed only once nothing writes to it.
+    pub fn keep_until_closed(mut self, guard: impl std::any::Any + Send + Sync) -> SqliteStore {
+        self._guard = Some(Box::new(guard));
+        self
     }
 
     /// The database file.
@@ -308,6 +319,31 @@ impl Store for SqliteStore {
     async fn api_client(&self, client_id: &str) -> Result<Option<ApiClient>> {
         let id = client_id.to_owned();
         self.readers.run_short(move |r| r.api_client(&id)).await
+    }
+
+    async fn state_get(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_owned();
+        self.readers.run_short(move |r| r.state(&key)).await
+    }
+
+    async fn state_put(&self, key: &str, value: &str) -> Result<()> {
+        let (name, value) = (key.to_owned(), Some(value.to_owned()));
+        self.submit(|reply| Job::State { name, value, reply }).await
+    }
+
+    async fn state_delete(&self, key: &str) -> Result<()> {
+        let name = key.to_owned();
+        self.submit(|reply| Job::State {
+            name,
+            value: None,
+            reply,
+        })
+        .await
+    }
+
+    async fn state_list(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let prefix = prefix.to_owned();
+        self.readers.run(move |r| r.state_list(&prefix)).await
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {

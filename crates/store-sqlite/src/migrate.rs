@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "string_exact_index",
         sql: include_str!("../migrations/0004_string_exact_index.sql"),
     },
+    Migration {
+        version: 5,
+        name: "server_state",
+        sql: include_str!("../migrations/0005_server_state.sql"),
+    },
 ];
 
 impl Migration {
@@ -136,7 +141,8 @@ mod tests {
                 (1, "resources".to_string()),
                 (2, "api_clients".to_string()),
                 (3, "planner_statistics".to_string()),
-                (4, "string_exact_index".to_string())
+                (4, "string_exact_index".to_string()),
+                (5, "server_state".to_string())
             ]
         );
     }
@@ -153,9 +159,10 @@ mod tests {
                 .unwrap()
         };
         // A WITHOUT ROWID table's primary key is described under the table's own name.
+        // `server_state` is only ever read by its key, so it needs no statistics.
         let indexes = names(
             "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name NOT IN ('schema_migrations', 'api_clients', 'server_keys') \
-             UNION SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' ORDER BY name",
+             UNION SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' AND name <> 'server_state' ORDER BY name",
         );
         let with_stats = names("SELECT idx FROM sqlite_stat1 WHERE idx IS NOT NULL ORDER BY idx");
         assert_eq!(

@@ -23,6 +23,10 @@ static READ_SQL: LazyLock<String> = LazyLock::new(|| sql::read(&SqliteDialect, "
 const API_CLIENT_SQL: &str =
     "SELECT client_id, name, secret_hash, scopes, created_at FROM api_clients WHERE client_id = ?1";
 const SERVER_KEY_SQL: &str = "SELECT value FROM server_keys WHERE name = ?1";
+const STATE_SQL: &str = "SELECT value FROM server_state WHERE name = ?1";
+/// Keys from `?1` up to (not including) `?2`, the prefix with its last character incremented.
+const STATE_LIST_SQL: &str =
+    "SELECT name, value FROM server_state WHERE name >= ?1 AND (?2 IS NULL OR name < ?2) ORDER BY name";
 
 /// One read-only connection.
 pub(crate) struct Reader {
@@ -91,6 +95,31 @@ impl Reader {
         stmt.query_row([name], |r| r.get(0))
             .optional()
             .map_err(|e| db_err("reading a server key", e))
+    }
+
+    pub(crate) fn state(&mut self, name: &str) -> Result<Option<String>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(STATE_SQL)
+            .map_err(|e| db_err("preparing a server state read", e))?;
+        stmt.query_row([name], |r| r.get(0))
+            .optional()
+            .map_err(|e| db_err("reading server state", e))
+    }
+
+    pub(crate) fn state_list(&mut self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(STATE_LIST_SQL)
+            .map_err(|e| db_err("preparing a server state list", e))?;
+        let end = store::prefix_end(prefix);
+        let rows = stmt
+            .query_map(rusqlite::params![prefix, end], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_err("listing server state", e))?;
+        Ok(rows)
     }
 
     pub(crate) fn ping(&mut self) -> Result<()> {

@@ -36,6 +36,12 @@ pub(crate) enum Job {
         client: ApiClient,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// Puts (`Some`) or deletes (`None`) a `server_state` row.
+    State {
+        name: String,
+        value: Option<String>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     /// Stores `candidate` under `name` unless a key is already there; answers the stored key.
     ServerKey {
         name: &'static str,
@@ -100,7 +106,9 @@ impl Job {
     fn failed(self, msg: &str) -> Pending {
         match self {
             Job::Write { reply, .. } => Pending::Write(reply, failure(msg)),
-            Job::InsertClient { reply, .. } => Pending::Unit(reply, failure(msg)),
+            Job::InsertClient { reply, .. } | Job::State { reply, .. } => {
+                Pending::Unit(reply, failure(msg))
+            }
             Job::ServerKey { reply, .. } => Pending::Key(reply, failure(msg)),
         }
     }
@@ -138,6 +146,9 @@ const INSERT_URI: &str =
     "INSERT INTO idx_uri (rid, res_type, param, value) VALUES (?1, ?2, ?3, ?4)";
 const INSERT_CLIENT: &str =
     "INSERT INTO api_clients (client_id, name, secret_hash, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+const PUT_STATE: &str = "INSERT INTO server_state (name, value, updated_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+const DELETE_STATE: &str = "DELETE FROM server_state WHERE name = ?1";
 const INSERT_KEY: &str = "INSERT OR IGNORE INTO server_keys (name, value) VALUES (?1, ?2)";
 const SELECT_KEY: &str = "SELECT value FROM server_keys WHERE name = ?1";
 
@@ -326,6 +337,22 @@ impl Writer {
                         ),
                         other => other,
                     });
+                Pending::Unit(reply, r)
+            }
+            Job::State { name, value, reply } => {
+                let now = fhir::datetime::now_millis().timestamp_millis();
+                let r = match &value {
+                    Some(v) => self
+                        .conn
+                        .prepare_cached(PUT_STATE)
+                        .and_then(|mut s| s.execute(params![name, v, now])),
+                    None => self
+                        .conn
+                        .prepare_cached(DELETE_STATE)
+                        .and_then(|mut s| s.execute(params![name])),
+                }
+                .map(|_| ())
+                .map_err(|e| db_err("writing server state", e));
                 Pending::Unit(reply, r)
             }
             Job::ServerKey {

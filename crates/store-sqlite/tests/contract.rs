@@ -9,60 +9,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use serde_json::json;
 use store::contract::{create_op, nhs_number, patient, update_op};
 use store::{
-    ApiClient, HistoryPage, HistoryQuery, HistoryScope, ResourceVersion, Result, SearchQuery,
-    SearchResult, Store, StoreError, WriteOp, WriteOutcome,
+    ApiClient, HistoryQuery, HistoryScope, ResourceVersion, SearchQuery, Store, StoreError,
+    WriteOutcome,
 };
 use store_sqlite::SqliteStore;
 use tempfile::TempDir;
-
-/// A store whose directory is removed once the store (and its files) are closed.
-struct TempStore {
-    store: SqliteStore,
-    _dir: TempDir,
-}
-
-#[async_trait]
-impl Store for TempStore {
-    fn backend(&self) -> &'static str {
-        self.store.backend()
-    }
-    async fn ping(&self) -> Result<()> {
-        self.store.ping().await
-    }
-    async fn read(&self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
-        self.store.read(resource_type, id).await
-    }
-    async fn vread(
-        &self,
-        resource_type: &str,
-        id: &str,
-        version_id: i64,
-    ) -> Result<Option<ResourceVersion>> {
-        self.store.vread(resource_type, id, version_id).await
-    }
-    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage> {
-        self.store.history(query).await
-    }
-    async fn search(&self, query: &SearchQuery) -> Result<SearchResult> {
-        self.store.search(query).await
-    }
-    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>> {
-        self.store.transaction(ops).await
-    }
-    async fn insert_api_client(&self, client: &ApiClient) -> Result<()> {
-        self.store.insert_api_client(client).await
-    }
-    async fn api_client(&self, client_id: &str) -> Result<Option<ApiClient>> {
-        self.store.api_client(client_id).await
-    }
-    async fn signing_key(&self) -> Result<Vec<u8>> {
-        self.store.signing_key().await
-    }
-}
 
 fn temp_dir() -> TempDir {
     match tempfile::tempdir() {
@@ -85,7 +39,7 @@ fn open(path: &Path, create: bool) -> SqliteStore {
 async fn fresh_store() -> Option<Arc<dyn Store>> {
     let dir = temp_dir();
     let store = open(&dir.path().join("portico.db"), true);
-    Some(Arc::new(TempStore { store, _dir: dir }))
+    Some(Arc::new(store.keep_until_closed(dir)))
 }
 
 store::contract_tests!(fresh_store);

@@ -113,6 +113,7 @@ macro_rules! __contract_cases {
                 search_never_matches_a_deleted_resource,
                 search_matches_only_the_current_version_after_update,
                 search_agrees_with_brute_force_evaluation_on_random_data,
+                server_state_puts_replaces_lists_by_prefix_and_deletes,
             );
     };
 }

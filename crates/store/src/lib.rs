@@ -63,11 +63,60 @@ pub trait Store: Send + Sync + 'static {
     /// that every server instance shares it, never in configuration or the repository.
     async fn signing_key(&self) -> Result<Vec<u8>>;
 
+    /// Portal-only state kept beside the resources (the import journal, Bulk Data export jobs):
+    /// the value stored under `key`, if any.
+    async fn state_get(&self, key: &str) -> Result<Option<String>>;
+
+    /// Stores `value` under `key`, replacing what was there; durable when this returns.
+    async fn state_put(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Removes `key` (nothing to remove is not an error).
+    async fn state_delete(&self, key: &str) -> Result<()>;
+
+    /// Every key starting with `prefix`, with its value, in key order.
+    async fn state_list(&self, prefix: &str) -> Result<Vec<(String, String)>>;
+
     /// Applies one operation (convenience over [`Store::transaction`]).
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
         self.transaction(vec![op])
             .await?
             .pop()
             .ok_or_else(|| StoreError::Database("a write produced no outcome".into()))
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix` (None when there is
+/// none, e.g. for an empty prefix): `prefix <= key < prefix_end(prefix)` selects a key range in
+/// any byte-ordered (`C` collation) index.
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The code point after `last`, skipping the surrogates (which are not chars).
+        let after = if last as u32 == 0xD7FF {
+            0xE000
+        } else {
+            last as u32 + 1
+        };
+        if let Some(next) = char::from_u32(after) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_bounds_the_keys_with_the_prefix() {
+        assert_eq!(prefix_end("export/").as_deref(), Some("export0"));
+        assert_eq!(prefix_end(""), None);
+        let end = prefix_end("import/a").unwrap();
+        for key in ["import/a", "import/a/x", "import/a\u{10FFFF}"] {
+            assert!(key >= "import/a" && key < end.as_str(), "{key}");
+        }
+        assert!("import/b" >= end.as_str());
     }
 }

@@ -1108,3 +1108,42 @@ pub async fn concurrent_conditional_creates_make_one_resource(store: Arc<dyn Sto
         created
     );
 }
+
+pub async fn server_state_puts_replaces_lists_by_prefix_and_deletes(store: Arc<dyn Store>) {
+    let get = |k: &'static str| {
+        let store = store.clone();
+        async move { store.state_get(k).await.expect("state_get") }
+    };
+    assert_eq!(get("import/a").await, None);
+    for (k, v) in [
+        ("import/a", "1"),
+        ("import/b", "2"),
+        ("import0", "outside"),
+        ("export/x", "3"),
+        ("import/a", "10"),
+    ] {
+        store.state_put(k, v).await.expect("state_put");
+    }
+    assert_eq!(
+        get("import/a").await.as_deref(),
+        Some("10"),
+        "a put replaces"
+    );
+    let listed = store.state_list("import/").await.expect("state_list");
+    assert_eq!(
+        listed,
+        vec![
+            ("import/a".to_string(), "10".to_string()),
+            ("import/b".to_string(), "2".to_string())
+        ],
+        "only keys with the prefix, in key order"
+    );
+    assert_eq!(store.state_list("").await.expect("state_list").len(), 4);
+    store.state_delete("import/a").await.expect("state_delete");
+    store
+        .state_delete("never/there")
+        .await
+        .expect("deleting nothing is fine");
+    assert_eq!(get("import/a").await, None);
+    assert_eq!(store.state_list("import/").await.expect("list").len(), 1);
+}
