@@ -2,6 +2,8 @@
 //!
 //! - `fill` writes a synthetic population (patients, each with many observations) through the
 //!   real store, in batched transactions, and writes the ids wrk's scripts pick from.
+//! - `record` adds patients with a whole record each (about `resources` resources of the
+//!   compartment's usual types), for the `Patient/$everything` figures.
 //! - `ceiling` serves the same stored JSON by primary key from SQLite with a bare axum handler:
 //!   the most this machine can do, measured beside Portico so the ratio survives machine drift.
 
@@ -38,6 +40,20 @@ enum Cmd {
         #[arg(long, default_value = "bench-data")]
         out: PathBuf,
         #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Add `patients` patients (`rec0`, `rec1`, …) with `resources` compartment resources each.
+    Record {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long, default_value_t = 20)]
+        patients: usize,
+        #[arg(long, default_value_t = 1000)]
+        resources: usize,
+        /// Where to write `record-patients.txt` for bench/everything.lua.
+        #[arg(long, default_value = "bench-data")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 7)]
         seed: u64,
     },
     /// Bare axum + SQLite: GET /Observation/{id} returns the stored JSON by primary key.
@@ -102,6 +118,102 @@ fn observation(rng: &mut StdRng, id: &str, patient: &str) -> serde_json::Value {
         "effectiveDateTime": format!("{}-{:02}-{:02}T{:02}:{:02}:00Z", rng.random_range(2015..2027), rng.random_range(1..13), rng.random_range(1..29), rng.random_range(7..19), rng.random_range(0..60)),
         "valueQuantity": {"value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
     })
+}
+
+/// One resource of a whole record: mostly observations, then the other usual types, all in
+/// the patient's compartment.
+fn record_resource(rng: &mut StdRng, id: &str, patient: &str) -> serde_json::Value {
+    let subject = json!({"reference": format!("Patient/{patient}")});
+    let day = format!(
+        "{}-{:02}-{:02}",
+        rng.random_range(2010..2027),
+        rng.random_range(1..13),
+        rng.random_range(1..29)
+    );
+    let snomed = |code: &str, display: &str| json!({"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]});
+    match rng.random_range(0..100) {
+        0..=59 => observation(rng, id, patient),
+        60..=64 => json!({
+            "resourceType": "Condition", "id": id, "subject": subject,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": snomed("44054006", "Diabetes mellitus type 2"),
+            "onsetDateTime": day,
+        }),
+        65..=74 => json!({
+            "resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
+            "medicationCodeableConcept": {"coding": [{"system": "https://dmd.nhs.uk", "code": "39720311000001101", "display": "Metformin 500mg tablets"}]},
+            "subject": subject, "authoredOn": day,
+            "dosageInstruction": [{"text": "One tablet twice a day"}],
+        }),
+        75..=84 => json!({
+            "resourceType": "Encounter", "id": id, "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": subject,
+            "period": {"start": format!("{day}T09:00:00Z"), "end": format!("{day}T09:20:00Z")},
+        }),
+        85..=89 => json!({
+            "resourceType": "Immunization", "id": id, "status": "completed",
+            "vaccineCode": snomed("39114911000001105", "Influenza vaccine"),
+            "patient": subject, "occurrenceDateTime": day,
+        }),
+        90..=91 => json!({
+            "resourceType": "AllergyIntolerance", "id": id, "patient": subject,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", "code": "active"}]},
+            "code": snomed("91936005", "Allergy to penicillin"),
+        }),
+        92..=96 => json!({
+            "resourceType": "Appointment", "id": id, "status": "booked",
+            "start": format!("{day}T10:00:00Z"), "end": format!("{day}T10:15:00Z"),
+            "participant": [{"actor": subject, "status": "accepted"}],
+        }),
+        _ => json!({
+            "resourceType": "DiagnosticReport", "id": id, "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "24331-1", "display": "Lipid panel"}]},
+            "subject": subject, "effectiveDateTime": day,
+        }),
+    }
+}
+
+async fn record(
+    url: &str,
+    patients: usize,
+    resources: usize,
+    out: PathBuf,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let store = open(url).await?;
+    std::fs::create_dir_all(&out)?;
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut ids = String::new();
+    let mut written = 0;
+    for p in 0..patients {
+        let pid = format!("rec{p}");
+        let mut ops = vec![WriteOp::Update {
+            id: pid.clone(),
+            resource: Prepared::new(patient(&mut rng, &pid))?,
+            if_match: None,
+            full_url: None,
+        }];
+        for r in 1..resources {
+            let rid = format!("rec{p}-{r}");
+            ops.push(WriteOp::Update {
+                id: rid.clone(),
+                resource: Prepared::new(record_resource(&mut rng, &rid, &pid))?,
+                if_match: None,
+                full_url: None,
+            });
+        }
+        written += store.transaction(ops).await?.len();
+        ids.push_str(&pid);
+        ids.push('\n');
+    }
+    std::fs::write(out.join("record-patients.txt"), ids)?;
+    println!(
+        "wrote {patients} records of {resources} resources ({written} in all) in {:.1}s to {url}",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn open(url: &str) -> Result<Arc<dyn Store>, store::StoreError> {
@@ -250,6 +362,13 @@ async fn main() {
             out,
             seed,
         } => fill(&database_url, patients, observations, out, seed).await,
+        Cmd::Record {
+            database_url,
+            patients,
+            resources,
+            out,
+            seed,
+        } => record(&database_url, patients, resources, out, seed).await,
         Cmd::Ceiling { sqlite, addr } => ceiling(sqlite, &addr).await,
     };
     if let Err(e) = r {

@@ -31,6 +31,7 @@ pub const RESOURCE_TYPES: &[&str] = &[
     "AuditEvent",
     "Provenance",
     "Flag",
+    "Group",
 ];
 
 pub fn is_supported_type(name: &str) -> bool {

@@ -17,12 +17,13 @@ use chrono::{DateTime, Utc};
 use fhir::index::{IndexEntry, IndexValue};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Postgres, Row, Transaction};
+use store::scan::ScanConn;
 use store::search::ReadConn;
 use store::sql::{PostgresDialect, Sql, SqlValue};
 use store::write::WriteTx;
 use store::{
-    ApiClient, HistoryPage, HistoryQuery, ResourceVersion, Result, SearchQuery, SearchResult,
-    Store, StoreError, WriteOp, WriteOutcome,
+    ApiClient, HistoryPage, HistoryQuery, ResourceVersion, Result, ScanPage, ScanQuery,
+    SearchQuery, SearchResult, Store, StoreError, WriteOp, WriteOutcome,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -294,6 +295,11 @@ impl Store for PgStore {
         let result = store::search::search(&mut PgRead(&mut tx), &PostgresDialect, query).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(result)
+    }
+
+    async fn scan(&self, query: &ScanQuery) -> Result<ScanPage> {
+        let mut conn = self.acquire().await?;
+        store::scan::scan(&mut PgRead(&mut conn), &PostgresDialect, query).await
     }
 
     async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>> {
@@ -699,6 +705,19 @@ impl ReadConn for PgRead<'_> {
 
     async fn count(&mut self, sql: &Sql) -> Result<u64> {
         count(self.0, sql).await
+    }
+}
+
+#[async_trait]
+impl ScanConn for PgRead<'_> {
+    async fn scan_rows(&mut self, sql: &Sql) -> Result<Vec<(ResourceVersion, i64)>> {
+        let rows = bind_all(sql)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| Ok((version_from_row(row)?, row.try_get(6).map_err(decode_err)?)))
+            .collect()
     }
 }
 

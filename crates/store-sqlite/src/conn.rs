@@ -106,6 +106,23 @@ pub(crate) fn query_versions(
         .map_err(|e| db_err("reading query results", e))
 }
 
+/// Rows selecting [`store::sql::VERSION_COLUMNS`] and then `rid` ([`store::sql::scan`]).
+pub(crate) fn query_scan_rows(
+    conn: &Connection,
+    sql: &Sql,
+) -> Result<Vec<(ResourceVersion, i64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&sql.text)
+        .map_err(|e| db_err("preparing a scan", e))?;
+    let rows = stmt
+        .query_map(params_from_iter(sql.params.iter().map(Bind)), |row| {
+            Ok((version_from_row(row)?, row.get::<_, i64>(6)?))
+        })
+        .map_err(|e| db_err("running a scan", e))?;
+    rows.collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| db_err("reading scan results", e))
+}
+
 pub(crate) fn query_count(conn: &Connection, sql: &Sql) -> Result<u64, StoreError> {
     let mut stmt = conn
         .prepare_cached(&sql.text)

@@ -31,8 +31,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use store::sql::{Dialect, SqliteDialect};
 use store::{
-    ApiClient, HistoryPage, HistoryQuery, ResourceVersion, Result, SearchQuery, SearchResult,
-    Store, StoreError, WriteOp, WriteOutcome,
+    ApiClient, HistoryPage, HistoryQuery, ResourceVersion, Result, ScanPage, ScanQuery,
+    SearchQuery, SearchResult, Store, StoreError, WriteOp, WriteOutcome,
 };
 use tokio::sync::{mpsc, oneshot, OnceCell};
 
@@ -300,6 +300,13 @@ impl Store for SqliteStore {
         let q = query.clone();
         self.readers
             .run(move |r| futures::executor::block_on(store::search::search(r, dialect(), &q)))
+            .await
+    }
+
+    async fn scan(&self, query: &ScanQuery) -> Result<ScanPage> {
+        let q = query.clone();
+        self.readers
+            .run(move |r| futures::executor::block_on(store::scan::scan(r, dialect(), &q)))
             .await
     }
 

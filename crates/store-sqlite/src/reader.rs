@@ -7,13 +7,15 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use store::scan::ScanConn;
 use store::search::ReadConn;
 use store::sql::{self, Sql, SqliteDialect};
 use store::{ApiClient, ResourceVersion, Result, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::conn::{
-    configure_reader, db_err, open_err, query_count, query_versions, version_from_row,
+    configure_reader, db_err, open_err, query_count, query_scan_rows, query_versions,
+    version_from_row,
 };
 
 /// The read by id statement, exactly as the shared SQL writes it, bound without building a
@@ -138,6 +140,13 @@ impl ReadConn for Reader {
 
     async fn count(&mut self, sql: &Sql) -> Result<u64> {
         query_count(&self.conn, sql)
+    }
+}
+
+#[async_trait]
+impl ScanConn for Reader {
+    async fn scan_rows(&mut self, sql: &Sql) -> Result<Vec<(ResourceVersion, i64)>> {
+        query_scan_rows(&self.conn, sql)
     }
 }
 

@@ -34,10 +34,12 @@ use crate::{Store, StoreError};
 
 mod crud;
 mod property;
+mod scan;
 mod search;
 
 pub use crud::*;
 pub use property::*;
+pub use scan::*;
 pub use search::*;
 
 /// Expands into one `#[tokio::test]` per contract case; see the [module docs](crate::contract).
@@ -114,6 +116,11 @@ macro_rules! __contract_cases {
                 search_matches_only_the_current_version_after_update,
                 search_agrees_with_brute_force_evaluation_on_random_data,
                 server_state_puts_replaces_lists_by_prefix_and_deletes,
+                scan_pages_cover_every_current_resource_once_in_store_order,
+                scan_since_and_until_bound_last_updated,
+                scan_compartment_holds_exactly_the_patients_resources,
+                scan_compartment_of_many_patients_agrees_with_few,
+                scan_of_several_types_is_their_scans_merged_in_store_order,
             );
     };
 }

@@ -2,7 +2,8 @@
 //! that the SQLite and PostgreSQL backends implement.
 //!
 //! What is the same on every backend lives here: the write rules ([`write`]), the search
-//! language ([`query`]), the SQL ([`sql`]) and the steps of a search ([`search`]). A backend
+//! language ([`query`]), the SQL ([`sql`]), the steps of a search ([`search`]) and of a scan by
+//! store order and patient compartment ([`scan`], for `$everything` and bulk export). A backend
 //! supplies connections, transactions and migrations. [`contract`] is the test suite every
 //! backend must pass.
 
@@ -13,6 +14,7 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod query;
+pub mod scan;
 pub mod search;
 pub mod sql;
 pub mod write;
@@ -26,6 +28,7 @@ pub use model::{
     WriteOutcome,
 };
 pub use query::SearchQuery;
+pub use scan::{Compartment, ScanPage, ScanQuery};
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -49,6 +52,11 @@ pub trait Store: Send + Sync + 'static {
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage>;
 
     async fn search(&self, query: &SearchQuery) -> Result<SearchResult>;
+
+    /// One page of current, non-deleted resources of a type in `rid` order, optionally within
+    /// patients' compartments and a `lastUpdated` window ([`scan`]): the read that whole-record
+    /// and bulk reads page through, each page as cheap as the first.
+    async fn scan(&self, query: &ScanQuery) -> Result<ScanPage>;
 
     /// Runs the operations in one database transaction: all are committed, or none is. The
     /// outcomes are in the order of `ops`, and are returned only after the commit is durable.

@@ -360,6 +360,150 @@ pub fn revinclude(
     b.finish()
 }
 
+/// A page of a scan ([`crate::scan`]): current, non-deleted resources of the query's types after
+/// the cursor, in `rid` order, at most `limit` rows, selecting [`VERSION_COLUMNS`] and then `rid`.
+pub fn scan(d: &dyn Dialect, q: &crate::scan::ScanQuery, limit: usize) -> Sql {
+    use crate::scan::{Compartment, COMPARTMENT_DRIVE_LIMIT};
+    // In a compartment, only types that can be in one.
+    let types: Vec<String> = q
+        .resource_types
+        .iter()
+        .filter(|t| q.compartment.is_none() || in_compartment(t))
+        .cloned()
+        .collect();
+    let mut b = Builder::new(d);
+    b.push("SELECT r.res_type, r.res_id, r.version_id, r.last_updated, r.deleted, r.content, r.rid FROM resources r WHERE ");
+    match types.as_slice() {
+        [] => {
+            b.push("1 = 0");
+        }
+        [one] => {
+            b.push("r.res_type = ").text(one);
+        }
+        many => {
+            b.push("r.res_type IN ").list(many);
+        }
+    }
+    b.push(" AND r.deleted = 0 AND r.rid > ").int(q.after);
+    if let Some(t) = q.updated_after {
+        b.push(" AND r.last_updated > ").int(t.timestamp_millis());
+    }
+    if let Some(t) = q.updated_until {
+        b.push(" AND r.last_updated <= ").int(t.timestamp_millis());
+    }
+    match &q.compartment {
+        None => {}
+        Some(Compartment::Patients(ids)) if ids.len() <= COMPARTMENT_DRIVE_LIMIT => {
+            // Starts from the rows naming the patients, from the cursor on: their own rows (for
+            // Patient) and the index rows pointing at them, for every type in one `rid IN (…
+            // UNION ALL …)` (an OR of conditions makes PostgreSQL read every row of the type).
+            b.push(" AND r.rid IN (");
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    b.push(" UNION ALL ");
+                }
+                compartment_rows(&mut b, t, ids, q.after);
+            }
+            if types.is_empty() {
+                b.push("SELECT 0 WHERE 1 = 0");
+            }
+            b.push(")");
+        }
+        Some(c) => {
+            // Walks the types in rid order and checks each resource's own references.
+            b.push(" AND (");
+            for (i, t) in types.iter().enumerate() {
+                if i > 0 {
+                    b.push(" OR ");
+                }
+                if types.len() > 1 {
+                    b.push("(r.res_type = ").text(t).push(" AND ");
+                }
+                compartment_check(&mut b, t, c);
+                if types.len() > 1 {
+                    b.push(")");
+                }
+            }
+            if types.is_empty() {
+                b.push("1 = 0");
+            }
+            b.push(")");
+        }
+    }
+    b.push(" ORDER BY r.rid LIMIT ").int(to_i64(limit));
+    b.finish()
+}
+
+/// Whether resources of `resource_type` can be in a patient's compartment: Patient, and the
+/// types the compartment definition gives parameters.
+fn in_compartment(resource_type: &str) -> bool {
+    resource_type == "Patient"
+        || !fhir::compartment::patient_compartment_params(resource_type).is_empty()
+}
+
+fn compartment_params(resource_type: &str) -> Vec<String> {
+    fhir::compartment::patient_compartment_params(resource_type)
+        .iter()
+        .map(|p| p.to_string())
+        .collect()
+}
+
+/// `SELECT rid …` of the resources of `resource_type` after `after` in the compartments of
+/// `ids`, from the index: the patients' own rows (Patient), and rows referencing them through
+/// the type's compartment parameters.
+fn compartment_rows(b: &mut Builder, resource_type: &str, ids: &[String], after: i64) {
+    let params = compartment_params(resource_type);
+    if resource_type == "Patient" {
+        b.push("SELECT p.rid FROM resources p WHERE p.res_type = 'Patient' AND p.res_id IN ")
+            .list(ids)
+            .push(" AND p.rid > ")
+            .int(after);
+        if !params.is_empty() {
+            b.push(" UNION ALL ");
+        }
+    }
+    if !params.is_empty() {
+        b.push("SELECT x.rid FROM idx_reference x WHERE x.res_type = ")
+            .text(resource_type)
+            .push(" AND x.param IN ")
+            .list(&params)
+            .push(" AND x.target_id IN ")
+            .list(ids)
+            .push(" AND x.target_type = 'Patient' AND x.rid > ")
+            .int(after);
+    }
+}
+
+/// A condition on the row `r` (of `resource_type`) being in the compartment `c`, checked from
+/// its own index rows.
+fn compartment_check(b: &mut Builder, resource_type: &str, c: &crate::scan::Compartment) {
+    use crate::scan::Compartment;
+    let params = compartment_params(resource_type);
+    let is_patient = resource_type == "Patient";
+    match c {
+        // Every Patient is in its own compartment.
+        Compartment::AnyPatient if is_patient => {
+            b.push("1 = 1");
+        }
+        Compartment::AnyPatient => {
+            b.push("EXISTS (SELECT 1 FROM idx_reference x WHERE x.rid = r.rid AND x.param IN ")
+                .list(&params)
+                .push(" AND x.target_type = 'Patient')");
+        }
+        Compartment::Patients(ids) => {
+            b.push("(");
+            if is_patient {
+                b.push("r.res_id IN ").list(ids).push(" OR ");
+            }
+            b.push("EXISTS (SELECT 1 FROM idx_reference x WHERE x.rid = r.rid AND x.param IN ")
+                .list(&params)
+                .push(" AND x.target_type = 'Patient' AND x.target_id IN ")
+                .list(ids)
+                .push("))");
+        }
+    }
+}
+
 /// Appends one condition on the resource row `alias` (of type `resource_type`): as
 /// `alias.rid IN (…)` when it `drives` the search, else as a correlated `EXISTS`.
 fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition, drives: bool) {

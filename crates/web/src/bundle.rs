@@ -51,23 +51,31 @@ pub fn page_url(
     count: usize,
     offset: usize,
 ) -> String {
+    let paging = [
+        ("_count".to_string(), count.to_string()),
+        ("_offset".to_string(), offset.to_string()),
+    ];
+    url_with_params(base, path, params.iter().chain(&paging))
+}
+
+/// `{base}/{path}?k=v&…`, every component percent-encoded (no `?` without parameters).
+pub fn url_with_params<'a>(
+    base: &str,
+    path: &str,
+    params: impl IntoIterator<Item = &'a (String, String)>,
+) -> String {
     let mut url = String::with_capacity(base.len() + path.len() + 64);
     url.push_str(base);
     url.push('/');
     url.push_str(path);
     let mut sep = '?';
-    let mut add = |url: &mut String, k: &str, v: &str| {
+    for (k, v) in params {
         url.push(sep);
         sep = '&';
         url.extend(utf8_percent_encode(k, COMPONENT));
         url.push('=');
         url.extend(utf8_percent_encode(v, COMPONENT));
-    };
-    for (k, v) in params {
-        add(&mut url, k, v);
     }
-    add(&mut url, "_count", &count.to_string());
-    add(&mut url, "_offset", &offset.to_string());
     url
 }
 
@@ -101,7 +109,7 @@ fn push_links(
     out.push(']');
 }
 
-fn push_link(out: &mut String, relation: &str, url: &str) {
+pub(crate) fn push_link(out: &mut String, relation: &str, url: &str) {
     out.push_str("{\"relation\":");
     push_str_literal(out, relation);
     out.push_str(",\"url\":");
@@ -110,8 +118,13 @@ fn push_link(out: &mut String, relation: &str, url: &str) {
 }
 
 fn push_full_url(out: &mut String, base: &str, v: &ResourceVersion) {
+    push_full_url_of(out, base, &v.resource_type, &v.id);
+}
+
+/// `"fullUrl":"{base}/{type}/{id}"`.
+pub(crate) fn push_full_url_of(out: &mut String, base: &str, resource_type: &str, id: &str) {
     out.push_str("\"fullUrl\":");
-    push_str_literal(out, &format!("{base}/{}/{}", v.resource_type, v.id));
+    push_str_literal(out, &format!("{base}/{resource_type}/{id}"));
 }
 
 /// The resource reduced to `resourceType`, `id`, `meta` and the listed top-level elements,

@@ -58,7 +58,7 @@ fn resource_entry(resource_type: &str) -> Value {
     .iter()
     .map(|c| json!({"code": c}))
     .collect();
-    json!({
+    let mut entry = json!({
         "type": resource_type,
         "profile": format!("http://hl7.org/fhir/StructureDefinition/{resource_type}"),
         "interaction": interactions,
@@ -72,7 +72,36 @@ fn resource_entry(resource_type: &str) -> Value {
         "searchInclude": search_include,
         "searchRevInclude": search_rev_include,
         "searchParam": search_param,
-    })
+    });
+    let operations = type_operations(resource_type);
+    if !operations.is_empty() {
+        entry["operation"] = Value::Array(operations);
+    }
+    entry
+}
+
+/// The operations on a type: `$everything` and `$export` on Patient, `$export` on Group.
+fn type_operations(resource_type: &str) -> Vec<Value> {
+    match resource_type {
+        "Patient" => vec![
+            json!({
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                "documentation": "The patient's compartment as a searchset Bundle, the Patient first; _type, _since, _count (paged with a next link). Referenced resources outside the compartment are not included.",
+            }),
+            json!({
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+                "documentation": "Bulk Data export of every patient's compartment (Prefer: respond-async); status at /fhir/$export-status/{job}.",
+            }),
+        ],
+        "Group" => vec![json!({
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+            "documentation": "Bulk Data export of the compartments of the group's member patients (Prefer: respond-async).",
+        })],
+        _ => Vec::new(),
+    }
 }
 
 /// The CapabilityStatement as JSON text. `public_url` has no trailing slash.
@@ -87,6 +116,7 @@ pub fn capability_statement(public_url: &str) -> String {
         "date": fhir::datetime::format_instant(chrono::Utc::now()),
         "publisher": "Portico",
         "kind": "instance",
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
         "software": {"name": "Portico", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Portico FHIR R4 API", "url": format!("{public_url}/fhir")},
         "fhirVersion": "4.0.1",
@@ -109,6 +139,11 @@ pub fn capability_statement(public_url: &str) -> String {
             },
             "resource": resources,
             "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+                "documentation": "Bulk Data export (Prefer: respond-async; _type, _since, _outputFormat=application/fhir+ndjson); poll the Content-Location /fhir/$export-status/{job}; files at /fhir/$export-file/{job}/{name}; DELETE the status URL to cancel. Needs a read scope for every type exported.",
+            }],
         }],
     });
     statement.to_string()
@@ -135,5 +170,24 @@ mod tests {
             v["rest"][0]["security"]["extension"][0]["extension"][0]["valueUri"],
             "http://h/oauth/token"
         );
+    }
+
+    #[test]
+    fn advertises_everything_and_bulk_export() {
+        let v: Value = serde_json::from_str(&capability_statement("http://h")).unwrap();
+        assert_eq!(v["rest"][0]["operation"][0]["name"], "export");
+        let patient = v["rest"][0]["resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == "Patient")
+            .unwrap();
+        let names: Vec<&str> = patient["operation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["everything", "export"]);
     }
 }

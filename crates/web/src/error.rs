@@ -57,6 +57,13 @@ pub enum WebError {
     UnknownType(String),
     #[error("no such endpoint: {0}")]
     NoRoute(String),
+    /// Something the request names that is not there (or not there for this client), other
+    /// than a resource.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The client has too much under way already (e.g. running exports).
+    #[error("too many requests: {0}")]
+    TooManyRequests(String),
     #[error("unauthorized: {0}")]
     Unauthorized(String),
     #[error("forbidden: {0}")]
@@ -105,7 +112,10 @@ impl WebError {
             WebError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             WebError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            WebError::UnknownType(_) | WebError::NoRoute(_) => StatusCode::NOT_FOUND,
+            WebError::UnknownType(_) | WebError::NoRoute(_) | WebError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            WebError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::NotModified => StatusCode::NOT_MODIFIED,
@@ -155,6 +165,10 @@ impl WebError {
                 format!("there is no endpoint at {p}; the FHIR API is under /fhir (see /fhir/metadata)"),
             )
             .to_json()],
+            WebError::NotFound(m) => vec![Issue::error(IssueType::NotFound, m.clone()).to_json()],
+            WebError::TooManyRequests(m) => {
+                vec![Issue::error(IssueType::TooCostly, m.clone()).to_json()]
+            }
             WebError::Unauthorized(m) => vec![Issue::error(IssueType::Login, m.clone()).to_json()],
             WebError::Forbidden(m) => vec![Issue::error(IssueType::Forbidden, m.clone()).to_json()],
             WebError::NotModified => Vec::new(),

@@ -1,4 +1,5 @@
-//! The HTTP face of Portico: the FHIR R4 REST API (`/fhir`), the OAuth2 client-credentials token
+//! The HTTP face of Portico: the FHIR R4 REST API (`/fhir`, with `Patient/$everything` in
+//! [`everything`] and Bulk Data export in [`export`]), the OAuth2 client-credentials token
 //! endpoint (`/oauth/token`) and health checks (`/healthz`, `/readyz`).
 //!
 //! The way of a request: [`router`] → middleware (request id, access log, panic guard, body
@@ -15,7 +16,10 @@ pub mod batch;
 pub mod bundle;
 pub mod capability;
 pub mod error;
+pub mod everything;
+pub mod export;
 pub mod http;
+pub mod patient_record;
 pub mod rest;
 
 use std::future::Future;
@@ -59,6 +63,18 @@ pub struct WebConfig {
     /// Most resources one `_revinclude` adds to a search page; past it the Bundle carries a
     /// warning saying the included resources were cut short.
     pub revinclude_limit: usize,
+    /// Where Bulk Data exports write their NDJSON files, a folder per job (`PORTICO_EXPORT_DIR`).
+    pub export_dir: std::path::PathBuf,
+    /// Resources per NDJSON file of an export; a type with more is split over several files.
+    pub export_file_resources: usize,
+    /// How long a finished export's files are kept (seconds); a later kick-off removes older ones.
+    pub export_retention_secs: u64,
+}
+
+/// The export folder when none is configured: `portico-export` in the system's temporary
+/// directory.
+pub fn default_export_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join("portico-export")
 }
 
 impl Default for WebConfig {
@@ -70,6 +86,9 @@ impl Default for WebConfig {
             default_count: 50,
             max_count: 1000,
             revinclude_limit: store::search::REVINCLUDE_LIMIT,
+            export_dir: default_export_dir(),
+            export_file_resources: 100_000,
+            export_retention_secs: 24 * 3600,
         }
     }
 }
@@ -84,6 +103,8 @@ pub struct AppState {
     pub(crate) base: Arc<str>,
     /// The CapabilityStatement, rendered once.
     pub(crate) capability: axum::body::Bytes,
+    /// Bulk Data exports running in this process.
+    pub(crate) exports: Arc<export::runner::Registry>,
 }
 
 impl AppState {
@@ -100,7 +121,37 @@ impl AppState {
             signer: Arc::new(signer),
             base,
             capability,
+            exports: Arc::new(export::runner::Registry::default()),
         })
+    }
+
+    /// What runs (and removes) Bulk Data exports.
+    pub(crate) fn export_runner(&self) -> export::runner::Runner {
+        export::runner::Runner {
+            store: self.store.clone(),
+            registry: self.exports.clone(),
+            dir: self.config.export_dir.clone(),
+            file_resources: self.config.export_file_resources,
+        }
+    }
+
+    /// Whether a finished (or abandoned) export has outlived `export_retention_secs`.
+    pub(crate) fn export_expired(
+        &self,
+        job: &export::job::Job,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let retention = i64::try_from(self.config.export_retention_secs).unwrap_or(i64::MAX);
+        let since = |t: chrono::DateTime<chrono::Utc>| now.signed_duration_since(t).num_seconds();
+        match job.status {
+            export::job::Status::Running => job.is_stale(now) && since(job.heartbeat) >= retention,
+            _ => job.finished_at.is_some_and(|t| since(t) >= retention),
+        }
+    }
+
+    /// How many Bulk Data exports run in this process (e.g. for a graceful stop to wait on).
+    pub fn running_exports(&self) -> usize {
+        self.exports.len()
     }
 
     /// How searches are parsed on this server.
@@ -135,6 +186,18 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir", post(batch::bundle))
         .route("/fhir/metadata", get(metadata))
         .route("/fhir/_history", get(rest::history_system))
+        .route("/fhir/$export", get(export::system_kick_off))
+        .route(
+            "/fhir/$export-status/{job}",
+            get(export::status).delete(export::cancel),
+        )
+        .route("/fhir/$export-file/{job}/{file}", get(export::file))
+        .route("/fhir/Patient/$export", get(export::patient_kick_off))
+        .route("/fhir/Group/{id}/$export", get(export::group_kick_off))
+        .route(
+            "/fhir/Patient/{id}/$everything",
+            get(everything::everything),
+        )
         .route(
             "/fhir/{type}",
             get(rest::search_get)

@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 use store::{ApiClient, Store};
 use web::{AppState, WebConfig};
 
+#[path = "http/everything_export.rs"]
+mod everything_export;
+
 // ----- harness -----
 
 /// A token request form, the expected status and the expected RFC 6749 error.
