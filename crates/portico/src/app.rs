@@ -10,7 +10,7 @@ use std::time::Duration;
 use store::{ApiClient, Store};
 use tokio::net::TcpListener;
 
-use crate::cli::{CreateClientArgs, DemoArgs};
+use crate::cli::{CreateClientArgs, DemoArgs, ImportArgs, SeedArgs};
 use crate::config::{Config, DatabaseUrl, Setting};
 use crate::demo;
 use crate::error::{Error, Result};
@@ -160,6 +160,7 @@ pub async fn serve_http(
     let web_config = web::WebConfig {
         public_url: public_url.clone(),
         max_body_bytes: config.max_body_bytes,
+        export_dir: config.export_dir.clone(),
         ..web::WebConfig::default()
     };
     let state = web::AppState::new(store, Arc::new(web_config))
@@ -402,4 +403,89 @@ pub async fn demo(config: Arc<Config>, args: DemoArgs) -> Result<()> {
     let served = serve_http(&config, store, listener).await;
     drop(db);
     served
+}
+
+/// `portico import`: loads the files into the configured database and prints the summary.
+pub async fn import(config: Arc<Config>, args: ImportArgs) -> Result<()> {
+    // A wrong path is reported before the database is touched.
+    if let Err(e) = std::fs::metadata(&args.path) {
+        return Err(import_error(import::ImportError::Unreadable {
+            path: args.path.clone(),
+            source: e,
+        }));
+    }
+    let if_missing = if args.create {
+        IfMissing::Create
+    } else {
+        IfMissing::Refuse {
+            fix: "run `portico migrate` first, or pass --create",
+        }
+    };
+    let store = open_store(&config, if_missing).await?;
+    tracing::info!(backend = store.backend(), database = %config.database_url.shown(), "importing");
+    let options = import::Options {
+        again: args.again,
+        batch: args.batch,
+        ..import::Options::new(&args.path)
+    };
+    let summary = import::import(store, &options)
+        .await
+        .map_err(import_error)?;
+    if args.json {
+        println!("{}", summary.to_json());
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// An import error as the binary reports it: a bad path is a usage error (exit status 2), a
+/// failing database a run-time one (1).
+fn import_error(e: import::ImportError) -> Error {
+    use import::ImportError as E;
+    match e {
+        E::Unreadable { path, source } if source.kind() == ErrorKind::NotFound => {
+            Error::Usage(format!("{} does not exist", path.display()))
+        }
+        E::Unreadable { path, source } => Error::io(format!("reading {}", path.display()), source),
+        e @ (E::NotFound(_) | E::NothingToImport(_)) => Error::Usage(e.to_string()),
+        E::Store(e) => Error::Server(format!(
+            "the import stopped: {}; what was imported so far is kept, and running the same command again carries on from there",
+            store_message(&e)
+        )),
+        E::Internal(m) => Error::Server(format!("the import stopped on an internal error: {m}")),
+    }
+}
+
+/// `portico seed`: writes the synthetic region as NDJSON files.
+pub fn seed(args: &SeedArgs) -> Result<()> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let today = args
+        .today
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let options = seed::Options::new(args.patients, seed, today);
+    eprintln!(
+        "Writing a region of {} patients (seed {seed}, as of {today}) to {}…",
+        args.patients,
+        args.out.display()
+    );
+    let written = seed::write_ndjson(&options, &args.out).map_err(|e| match e {
+        seed::SeedError::TooManyPatients(_) => Error::Usage(format!("--patients: {e}")),
+        seed::SeedError::Io { path, source } => {
+            Error::io(format!("writing {}", path.display()), source)
+        }
+        other => Error::Server(format!("generating the region failed: {other}")),
+    })?;
+    for (resource_type, n) in &written.counts {
+        println!("{n:>10}  {resource_type}");
+    }
+    println!(
+        "Wrote {} resources ({:.1} MB) in {} files to {} in {:.1} s. The same --seed {seed} --today {today} writes the same files.",
+        written.total,
+        written.bytes as f64 / 1e6,
+        written.files.len(),
+        args.out.display(),
+        written.elapsed.as_secs_f64()
+    );
+    Ok(())
 }

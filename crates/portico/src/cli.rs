@@ -32,9 +32,11 @@ pub enum Command {
     /// Start a throwaway server on a fresh SQLite database seeded with a synthetic region
     /// (a trust, two GP practices, staff, patients with records), and print how to call it.
     Demo(DemoArgs),
-    /// Load FHIR NDJSON files, a Bundle, or a folder of them (not available yet: issue 3).
+    /// Load FHIR NDJSON files, Bundles, or a folder of them into the configured database;
+    /// resumable, and importing the same data again changes nothing.
     Import(ImportArgs),
-    /// Write a synthetic region as NDJSON files (not available yet: issue 3).
+    /// Write a synthetic region (trusts, GP practices, staff, patients and their records) as
+    /// FHIR NDJSON files, one per resource type.
     Seed(SeedArgs),
     /// Administration: API clients.
     #[command(subcommand)]
@@ -64,23 +66,63 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = IMPORT_HELP)]
 pub struct ImportArgs {
-    /// An NDJSON file, a Bundle JSON file, or a folder of them.
+    /// A file or a folder (read recursively, in path order): `.ndjson`/`.jsonl` files with one
+    /// resource per line, `.json` files holding a Bundle or one resource, each possibly `.gz`.
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
+    /// Print the summary as one JSON object on stdout (rejected lines still go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Import files again that an earlier run imported completely and that have not changed
+    /// since (they are skipped otherwise); what is the same as stored is counted "unchanged".
+    #[arg(long)]
+    pub again: bool,
+    /// Create the SQLite database file if it does not exist.
+    #[arg(long)]
+    pub create: bool,
+    /// Writes per database transaction (for benchmarks).
+    #[arg(long, value_name = "N", hide = true, default_value_t = import::DEFAULT_BATCH)]
+    pub batch: usize,
 }
+
+/// The rules `portico import --help` explains after the options.
+const IMPORT_HELP: &str = "\
+Identity: a resource is stored under its own id; a Bundle entry without one under its urn:uuid \
+fullUrl or PUT id; a resource without any id replaces the stored one with the same identifier, \
+or gets an id derived from its identifier (or content), the same on every run. References \
+between files may come in any order; conditional references (Type?identifier=...) that match \
+nothing yet are retried after everything else.
+
+Resuming: progress is journaled in the database per file. If the import is stopped or killed, \
+run the same command again: it carries on where the last run stopped and ends with the same \
+database as a run that was never interrupted. A file already imported completely and unchanged \
+since is skipped (--again imports it again).
+
+Errors: a line that cannot be imported is reported on stderr as `path:line: reason` and the \
+import goes on; the summary counts created, updated, unchanged, deleted and rejected resources \
+per type. Exit status: 0 when the import ran to the end, even if some lines were rejected \
+(check the summary's `rejected`); 2 for a path that does not exist or holds nothing to import; \
+1 if the database failed (run the command again to resume).";
 
 #[derive(Debug, Args)]
 pub struct SeedArgs {
-    /// How many patients to generate.
+    /// How many patients to generate (at most 900,000).
     #[arg(long, value_name = "N")]
-    pub patients: u32,
-    /// The folder to write the NDJSON files to.
+    pub patients: u64,
+    /// The folder to write the NDJSON files to (created if missing; files of the same names are
+    /// replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Random seed; the same seed gives the same data.
+    /// Random seed: the same seed (and --today) gives byte-identical files. Without it a seed is
+    /// chosen and printed.
     #[arg(long, value_name = "S")]
     pub seed: Option<u64>,
+    /// The day the region is generated as of (YYYY-MM-DD; default: today): clinical dates are
+    /// relative to it.
+    #[arg(long, value_name = "DATE")]
+    pub today: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -119,6 +161,53 @@ mod tests {
         let cli = Cli::try_parse_from(["portico", "migrate", "--config", "p.toml"]).expect("parse");
         assert_eq!(cli.config, Some(PathBuf::from("p.toml")));
         assert!(matches!(cli.command, Command::Migrate));
+    }
+
+    #[test]
+    fn import_and_seed_take_their_options() {
+        let cli =
+            Cli::try_parse_from(["portico", "import", "data", "--json", "--again"]).expect("parse");
+        match cli.command {
+            Command::Import(args) => {
+                assert_eq!(args.path, PathBuf::from("data"));
+                assert!(args.json && args.again && !args.create);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "portico",
+            "seed",
+            "--patients",
+            "10",
+            "--out",
+            "o",
+            "--seed",
+            "7",
+            "--today",
+            "2025-03-30",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Seed(args) => {
+                assert_eq!((args.patients, args.seed), (10, Some(7)));
+                assert_eq!(
+                    args.today.map(|d| d.to_string()).as_deref(),
+                    Some("2025-03-30")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "portico",
+            "seed",
+            "--patients",
+            "1",
+            "--out",
+            "o",
+            "--today",
+            "30/03/2025"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -55,10 +55,11 @@ pub enum Setting {
     OidcKey,
     MaxBodyBytes,
     Log,
+    ExportDir,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 12] = [
+    pub const ALL: [Setting; 13] = [
         Setting::DatabaseUrl,
         Setting::HttpAddr,
         Setting::MllpAddr,
@@ -71,6 +72,7 @@ impl Setting {
         Setting::OidcKey,
         Setting::MaxBodyBytes,
         Setting::Log,
+        Setting::ExportDir,
     ];
 
     pub fn env(self) -> &'static str {
@@ -87,6 +89,7 @@ impl Setting {
             Setting::OidcKey => "PORTICO_OIDC_KEY",
             Setting::MaxBodyBytes => "PORTICO_MAX_BODY_BYTES",
             Setting::Log => "PORTICO_LOG",
+            Setting::ExportDir => "PORTICO_EXPORT_DIR",
         }
     }
 
@@ -104,6 +107,7 @@ impl Setting {
             Setting::OidcKey => "oidc_key",
             Setting::MaxBodyBytes => "max_body_bytes",
             Setting::Log => "log",
+            Setting::ExportDir => "export_dir",
         }
     }
 }
@@ -306,6 +310,7 @@ struct FileConfig {
     oidc_key: Option<String>,
     max_body_bytes: Option<u64>,
     log: Option<String>,
+    export_dir: Option<String>,
 }
 
 impl FileConfig {
@@ -323,6 +328,7 @@ impl FileConfig {
             Setting::OidcKey => self.oidc_key.clone(),
             Setting::MaxBodyBytes => self.max_body_bytes.map(|n| n.to_string()),
             Setting::Log => self.log.clone(),
+            Setting::ExportDir => self.export_dir.clone(),
         }
     }
 }
@@ -346,6 +352,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// A `tracing` filter, e.g. `info` or `portico=debug,web=debug`.
     pub log: String,
+    /// Where Bulk Data exports write their files (a folder per job). Default: `portico-export`
+    /// beside the SQLite database file, or in the system's temporary directory for PostgreSQL.
+    /// With several servers on one PostgreSQL database it must be storage they all share.
+    pub export_dir: PathBuf,
     file: Option<PathBuf>,
     from_file: BTreeSet<Setting>,
 }
@@ -403,6 +413,7 @@ impl Config {
         let oidc_key = raw(Setting::OidcKey);
         let max_body_bytes = raw(Setting::MaxBodyBytes);
         let log = raw(Setting::Log);
+        let export_dir = raw(Setting::ExportDir);
 
         let name = |setting: Setting| -> String {
             let origin = origins
@@ -473,6 +484,23 @@ impl Config {
             ));
         }
 
+        let export_dir = match export_dir {
+            Some(dir) => {
+                let dir = PathBuf::from(dir.trim());
+                if dir.is_file() {
+                    return Err(bad(
+                        Setting::ExportDir,
+                        format!(
+                            "{} is a file; name a folder (it is created if missing)",
+                            dir.display()
+                        ),
+                    ));
+                }
+                dir
+            }
+            None => default_export_dir(&database_url),
+        };
+
         Ok(Config {
             database_url,
             http_addr,
@@ -486,6 +514,7 @@ impl Config {
             oidc_key: oidc_key.map(Secret::new),
             max_body_bytes,
             log,
+            export_dir,
             file: file.map(Path::to_path_buf),
             from_file,
         })
@@ -529,6 +558,18 @@ impl Config {
             unused.push(Setting::OidcIssuer.env());
         }
         unused
+    }
+}
+
+/// `portico-export` beside a SQLite database file; for PostgreSQL, in the temporary directory.
+pub fn default_export_dir(database_url: &DatabaseUrl) -> PathBuf {
+    match database_url {
+        DatabaseUrl::Sqlite { path, .. } => path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join("portico-export"),
+        DatabaseUrl::Postgres { .. } => web::default_export_dir(),
     }
 }
 
@@ -856,6 +897,34 @@ mod tests {
             config.notify_key.as_ref().map(|s| s.expose().as_str()),
             Some("notify-key-123")
         );
+    }
+
+    #[test]
+    fn export_dir_defaults_beside_the_sqlite_file_and_can_be_set() {
+        let config = Config::load(
+            None,
+            env_of(&[("PORTICO_DATABASE_URL", "sqlite:///srv/p/portico.db")]),
+        )
+        .expect("config");
+        assert_eq!(config.export_dir, PathBuf::from("/srv/p/portico-export"));
+        let config = Config::load(
+            None,
+            env_of(&[("PORTICO_DATABASE_URL", "sqlite://portico.db")]),
+        )
+        .expect("config");
+        assert_eq!(config.export_dir, PathBuf::from("./portico-export"));
+        let config = Config::load(
+            None,
+            env_of(&[
+                ("PORTICO_DATABASE_URL", "postgres://u@h/db"),
+                ("PORTICO_EXPORT_DIR", "/var/exports"),
+            ]),
+        )
+        .expect("config");
+        assert_eq!(config.export_dir, PathBuf::from("/var/exports"));
+        let (_dir, path) = file_with("export_dir = \"/srv/x\"\n");
+        let config = Config::load(Some(&path), env_of(&[])).expect("config");
+        assert_eq!(config.export_dir, PathBuf::from("/srv/x"));
     }
 
     #[test]

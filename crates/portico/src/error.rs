@@ -34,10 +34,6 @@ pub enum Error {
     #[error("database error: {0}")]
     Store(#[from] store::StoreError),
 
-    /// A command whose implementation belongs to a later issue.
-    #[error("not available yet: see issue {issue} ({what})")]
-    NotAvailable { what: &'static str, issue: u32 },
-
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -56,7 +52,6 @@ impl Error {
             Error::Database { .. }
             | Error::Listen { .. }
             | Error::Store(_)
-            | Error::NotAvailable { .. }
             | Error::Io { .. }
             | Error::Server(_) => EXIT_RUNTIME,
         }

@@ -346,18 +346,8 @@ fn unreachable_postgres_is_reported_without_the_password() {
 }
 
 #[test]
-fn import_and_seed_say_they_are_not_available_yet() {
+fn every_command_has_help() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for args in [
-        vec!["import", "data.ndjson"],
-        vec!["seed", "--patients", "3", "--out", "out", "--seed", "1"],
-    ] {
-        let out = run(portico(dir.path()).args(&args));
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
-        let line = error_line(&out);
-        assert!(line.contains("not available yet: see issue 3"), "{line}");
-        assert!(!dir.path().join("out").exists());
-    }
     for sub in ["serve", "migrate", "demo", "import", "seed", "admin"] {
         let out = run(portico(dir.path()).args([sub, "--help"]));
         assert!(out.status.success(), "{sub} --help: {}", stderr(&out));
@@ -569,8 +559,9 @@ async fn demo_seeds_a_region_and_serves_it_with_the_printed_credentials() {
     };
     assert_eq!(count("Patient?_summary=count").await, 50);
     assert_eq!(count("Organization?_summary=count").await, 3);
-    assert_eq!(count("Practitioner?_summary=count").await, 10);
-    assert!(count("Appointment?status=booked&_summary=count").await >= 15);
+    // Staff scale with the region (GPs and nurses per list size, consultants per specialty).
+    assert!(count("Practitioner?_summary=count").await >= 8);
+    assert!(count("Appointment?status=booked&_summary=count").await >= 5);
     assert!(count("Observation?code=http://loinc.org|85354-9&_summary=count").await >= 30);
     assert!(count("DocumentReference?_summary=count").await >= 1);
     drop(demo);
