@@ -830,7 +830,8 @@ fn allowed_codes(vs: &crate::schema::ValueSetCodes) -> String {
     }
 }
 
-fn json_kind(value: &Value) -> &'static str {
+/// What kind of JSON value `value` is, as a message says it ("an array", "a string").
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

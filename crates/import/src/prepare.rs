@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use fhir::validate::json_kind;
 use serde_json::Value;
 use store::{Prepared, SearchQuery, StoreError, WriteOp};
 
@@ -571,17 +572,6 @@ fn json_error(e: &serde_json::Error, first_line: u64) -> String {
         )
     } else {
         format!("{what}: {detail} (column {})", e.column())
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

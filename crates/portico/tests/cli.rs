@@ -1,6 +1,8 @@
 //! The `portico` binary, run as a user runs it: real processes, real SQLite files in temporary
 //! directories, real HTTP on loopback ports.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::Path;
@@ -8,25 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::{fresh_postgres, portico, postgres_admin_url, run, sqlite_url};
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portico");
-
-/// A `portico` command with none of the caller's PORTICO_* settings, run in `dir`.
-fn portico(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PORTICO_") || name == "RUST_LOG" {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.current_dir(dir).stdin(Stdio::null());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run portico")
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -454,7 +439,7 @@ async fn serve_round_trip(dir: &Path, db_url: &str) {
 #[tokio::test]
 async fn serve_answers_health_tokens_and_fhir_searches_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db_url = format!("sqlite://{}", dir.path().join("serve.db").display());
+    let db_url = sqlite_url(dir.path(), "serve.db");
     serve_round_trip(dir.path(), &db_url).await;
 }
 
@@ -462,35 +447,14 @@ async fn serve_answers_health_tokens_and_fhir_searches_on_sqlite() {
 /// (CI sets it); without it this test says so and checks nothing.
 #[tokio::test]
 async fn serve_answers_health_tokens_and_fhir_searches_on_postgres() {
-    let Some(admin) = std::env::var("PORTICO_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!("did not run on PostgreSQL: PORTICO_TEST_POSTGRES_URL is not set");
+    let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let fresh = store_postgres::PgStore::connect_fresh_for_tests(&admin)
-        .await
-        .unwrap_or_else(|e| panic!("could not make a fresh test database: {e}"));
-    let db_url = url_for_database(&admin, fresh.database());
+    let (fresh, db_url) = fresh_postgres(&admin).await;
     let dir = tempfile::tempdir().expect("temp dir");
     serve_round_trip(dir.path(), &db_url).await;
     // Dropping the store drops its test database, so it lives until the server has stopped.
     drop(fresh);
-}
-
-/// The admin URL with its database replaced by `database`.
-fn url_for_database(admin: &str, database: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_part = match base[after_scheme..].find('/') {
-        Some(slash) => &base[..after_scheme + slash],
-        None => base,
-    };
-    format!("{host_part}/{database}{query}")
 }
 
 /// Reads the demo's stdout until its credentials are printed.

@@ -11,66 +11,16 @@
 //! updated at the import (the source's history is not carried over: an export holds current
 //! versions only), and a resource deleted in the source is simply absent.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{fresh_postgres, import_json, open, postgres_admin_url, sqlite_url};
 use serde_json::{json, Value};
 use store::{ScanQuery, Store};
-
-const BIN: &str = env!("CARGO_BIN_EXE_portico");
-
-/// A `portico` command with none of the caller's PORTICO_* settings, run in `dir`.
-fn portico(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PORTICO_") || name == "RUST_LOG" {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.current_dir(dir).stdin(Stdio::null());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run portico")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// `portico import PATH --json --create` into `db_url`; the summary.
-fn import(dir: &Path, db_url: &str, path: &Path) -> Value {
-    let out = run(portico(dir)
-        .env("PORTICO_DATABASE_URL", db_url)
-        .arg("import")
-        .arg(path)
-        .args(["--json", "--create"]));
-    assert!(
-        out.status.success(),
-        "import failed ({}): {}",
-        out.status,
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout:?}"))
-}
-
-async fn open(url: &str) -> Arc<dyn Store> {
-    if url.starts_with("sqlite:") {
-        Arc::new(store_sqlite::SqliteStore::open(url, false).expect("open SQLite"))
-    } else {
-        Arc::new(
-            store_postgres::PgStore::connect(url)
-                .await
-                .expect("connect PostgreSQL"),
-        )
-    }
-}
 
 /// Every current resource: `(type, id)` → (version, content without versionId and lastUpdated).
 async fn current(store: &dyn Store) -> BTreeMap<(String, String), (i64, Value)> {
@@ -204,19 +154,8 @@ impl Served {
 }
 
 async fn round_trip(dir: &Path, source_url: &str, target_url: &str) {
-    let out = run(portico(dir).args([
-        "seed",
-        "--patients",
-        "15",
-        "--out",
-        "region",
-        "--seed",
-        "5",
-        "--today",
-        "2026-06-01",
-    ]));
-    assert!(out.status.success(), "seed: {}", text(&out.stderr));
-    let seeded = import(dir, source_url, &dir.join("region"));
+    common::seed(dir, "15", "5", "region");
+    let seeded = import_json(dir, source_url, &dir.join("region"), &[]);
     assert_eq!(seeded["rejected"], 0, "{seeded}");
 
     let source = open(source_url).await;
@@ -256,7 +195,7 @@ async fn round_trip(dir: &Path, source_url: &str, target_url: &str) {
     assert_eq!(expected[&("Patient".to_string(), id.clone())].0, 2);
     assert!(!expected.contains_key(&("Observation".to_string(), gone_id.clone())));
 
-    let imported = import(dir, target_url, &dir.join("exported"));
+    let imported = import_json(dir, target_url, &dir.join("exported"), &[]);
     assert_eq!(imported["rejected"], 0, "{imported}");
     assert_eq!(imported["created"].as_u64(), Some(exported), "{imported}");
     let target = open(target_url).await;
@@ -297,47 +236,20 @@ async fn round_trip(dir: &Path, source_url: &str, target_url: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn export_then_import_gives_the_same_resources_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let source = format!("sqlite://{}", dir.path().join("source.db").display());
-    let target = format!("sqlite://{}", dir.path().join("target.db").display());
+    let source = sqlite_url(dir.path(), "source.db");
+    let target = sqlite_url(dir.path(), "target.db");
     round_trip(dir.path(), &source, &target).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_then_import_gives_the_same_resources_on_postgres() {
-    let Some(admin) = std::env::var("PORTICO_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!("did not run on PostgreSQL: PORTICO_TEST_POSTGRES_URL is not set");
+    let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let connect = || async {
-        store_postgres::PgStore::connect_fresh_for_tests(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("could not make a fresh test database: {e}"))
-    };
-    let (source, target) = (connect().await, connect().await);
+    let (source, source_url) = fresh_postgres(&admin).await;
+    let (target, target_url) = fresh_postgres(&admin).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    round_trip(
-        dir.path(),
-        &url_for_database(&admin, source.database()),
-        &url_for_database(&admin, target.database()),
-    )
-    .await;
+    round_trip(dir.path(), &source_url, &target_url).await;
     // Dropping the stores drops their test databases, once everything is over.
     drop((source, target));
-}
-
-/// The admin URL with its database replaced by `database`.
-fn url_for_database(admin: &str, database: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_part = match base[after_scheme..].find('/') {
-        Some(slash) => &base[..after_scheme + slash],
-        None => base,
-    };
-    format!("{host_part}/{database}{query}")
 }

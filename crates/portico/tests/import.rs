@@ -3,72 +3,26 @@
 //! database an uninterrupted import makes. On SQLite always, on PostgreSQL too when
 //! `PORTICO_TEST_POSTGRES_URL` is set.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use common::{
+    fresh_postgres, import_json, open, portico, postgres_admin_url, run, sqlite_url, text,
+};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 use store::{HistoryQuery, HistoryScope, Store};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portico");
-
 /// How many times the import is killed before it may finish.
 const ROUNDS: usize = 8;
 
-/// A `portico` command with none of the caller's PORTICO_* settings, run in `dir`.
-fn portico(dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("PORTICO_") || name == "RUST_LOG" {
-            cmd.env_remove(&name);
-        }
-    }
-    cmd.current_dir(dir).stdin(Stdio::null());
-    cmd
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run portico")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
+/// `portico seed` of `patients` patients into `dir/data`, always from the same seed.
 fn seed(dir: &Path, patients: &str) -> std::path::PathBuf {
-    let out = run(portico(dir).args([
-        "seed",
-        "--patients",
-        patients,
-        "--out",
-        "data",
-        "--seed",
-        "11",
-        "--today",
-        "2026-06-01",
-    ]));
-    assert!(out.status.success(), "seed: {}", text(&out.stderr));
-    dir.join("data")
-}
-
-fn import_json(dir: &Path, db_url: &str, path: &Path, extra: &[&str]) -> Value {
-    let out = run(portico(dir)
-        .env("PORTICO_DATABASE_URL", db_url)
-        .arg("import")
-        .arg(path)
-        .args(["--json", "--create"])
-        .args(extra));
-    assert!(
-        out.status.success(),
-        "import failed ({}): {}",
-        out.status,
-        text(&out.stderr)
-    );
-    let stdout = text(&out.stdout);
-    serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout:?}"))
+    common::seed(dir, patients, "11", "data")
 }
 
 /// Every version of every resource: (type, id, version, deleted, content without lastUpdated).
@@ -138,7 +92,7 @@ fn import_reports_bad_lines_and_prints_one_json_summary() {
         ),
     )
     .expect("write");
-    let db_url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let db_url = sqlite_url(dir.path(), "p.db");
     let out = run(portico(dir.path())
         .env("PORTICO_DATABASE_URL", &db_url)
         .args(["import", "in", "--json", "--create"]));
@@ -170,7 +124,7 @@ fn import_reports_bad_lines_and_prints_one_json_summary() {
 #[test]
 fn import_refuses_a_missing_path_and_a_missing_database() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db_url = format!("sqlite://{}", dir.path().join("p.db").display());
+    let db_url = sqlite_url(dir.path(), "p.db");
     let out = run(portico(dir.path())
         .env("PORTICO_DATABASE_URL", &db_url)
         .args(["import", "nowhere", "--create"]));
@@ -290,65 +244,25 @@ async fn kill_and_resume(dir: &Path, data: &Path, reference_url: &str, killed_ur
     assert_eq!(forced["updated"].as_u64(), Some(3 * changed), "{forced}");
 }
 
-async fn open(url: &str) -> Box<dyn Store> {
-    if url.starts_with("sqlite:") {
-        Box::new(store_sqlite::SqliteStore::open(url, false).expect("open SQLite"))
-    } else {
-        Box::new(
-            store_postgres::PgStore::connect(url)
-                .await
-                .expect("connect PostgreSQL"),
-        )
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_killed_at_random_moments_ends_as_if_never_interrupted_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = seed(dir.path(), "12");
-    let reference = format!("sqlite://{}", dir.path().join("reference.db").display());
-    let killed = format!("sqlite://{}", dir.path().join("killed.db").display());
+    let reference = sqlite_url(dir.path(), "reference.db");
+    let killed = sqlite_url(dir.path(), "killed.db");
     kill_and_resume(dir.path(), &data, &reference, &killed).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_killed_at_random_moments_ends_as_if_never_interrupted_on_postgres() {
-    let Some(admin) = std::env::var("PORTICO_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        println!("did not run on PostgreSQL: PORTICO_TEST_POSTGRES_URL is not set");
+    let Some(admin) = postgres_admin_url() else {
         return;
     };
-    let connect = || async {
-        store_postgres::PgStore::connect_fresh_for_tests(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("could not make a fresh test database: {e}"))
-    };
-    let (reference, killed) = (connect().await, connect().await);
+    let (reference, reference_url) = fresh_postgres(&admin).await;
+    let (killed, killed_url) = fresh_postgres(&admin).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let data = seed(dir.path(), "12");
-    kill_and_resume(
-        dir.path(),
-        &data,
-        &url_for_database(&admin, reference.database()),
-        &url_for_database(&admin, killed.database()),
-    )
-    .await;
+    kill_and_resume(dir.path(), &data, &reference_url, &killed_url).await;
     // Dropping the stores drops their test databases, once the imports are over.
     drop((reference, killed));
-}
-
-/// The admin URL with its database replaced by `database`.
-fn url_for_database(admin: &str, database: &str) -> String {
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_part = match base[after_scheme..].find('/') {
-        Some(slash) => &base[..after_scheme + slash],
-        None => base,
-    };
-    format!("{host_part}/{database}{query}")
 }

@@ -31,9 +31,9 @@ use store::{Compartment, ResourceVersion, ScanQuery, Store, StoreError};
 use crate::auth::{authorize, Action, Principal};
 use crate::bundle::{push_full_url_of, push_link, url_with_params};
 use crate::error::WebError;
-use crate::http::{negotiate, parse_query, prefer};
+use crate::http::{ignored_parameters_warning, negotiate, parse_query, prefer};
 use crate::patient_record::{compartment_types, parse_since, parse_types};
-use crate::rest::Segments;
+use crate::rest::{read_current, Segments};
 use crate::{AppState, FHIR_JSON};
 
 /// Resources fetched from the store per step of an unpaged response.
@@ -166,15 +166,10 @@ pub async fn everything(
         }
     };
     if !request.ignored.is_empty() {
-        warnings.push(Issue::warning(
-            IssueType::NotSupported,
-            format!(
-                "these parameters were not understood and were ignored (Prefer: handling=lenient): {}",
-                request.ignored.join(", ")
-            ),
-        ));
+        warnings.push(ignored_parameters_warning(&request.ignored));
     }
-    let patient = current_patient(&*state.store, &id).await?;
+    // The patient, or 404 (never existed, or not an id) / 410 (deleted).
+    let patient = read_current(&*state.store, "Patient", &id).await?;
     // The patient's own entry opens the first page.
     let own_entry = request.cursor.is_none()
         && types.contains(&"Patient")
@@ -222,27 +217,6 @@ pub async fn everything(
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
     Ok(res)
-}
-
-/// The patient, or 404 (never existed, or not an id) / 410 (deleted).
-async fn current_patient(store: &dyn Store, id: &str) -> Result<ResourceVersion, WebError> {
-    let not_found = || StoreError::NotFound {
-        resource_type: "Patient".into(),
-        id: id.to_string(),
-    };
-    if !fhir::types::is_valid_id(id) {
-        return Err(not_found().into());
-    }
-    match store.read("Patient", id).await? {
-        None => Err(not_found().into()),
-        Some(v) if v.deleted => Err(StoreError::Gone {
-            resource_type: v.resource_type,
-            id: v.id,
-            version_id: v.version_id,
-        }
-        .into()),
-        Some(v) => Ok(v),
-    }
 }
 
 /// Writes the Bundle a piece at a time.

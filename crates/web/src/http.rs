@@ -83,6 +83,18 @@ pub struct Prefer {
     pub lenient: bool,
 }
 
+/// The warning for parameters skipped under `Prefer: handling=lenient`, so that search,
+/// `$everything` and `$export` tell the client the same thing about what they ignored.
+pub fn ignored_parameters_warning(ignored: &[String]) -> fhir::Issue {
+    fhir::Issue::warning(
+        fhir::IssueType::NotSupported,
+        format!(
+            "these parameters were not understood and were ignored (Prefer: handling=lenient): {}",
+            ignored.join(", ")
+        ),
+    )
+}
+
 /// Reads every `Prefer` header (`return=…`, `handling=…`, comma- or header-separated).
 pub fn prefer(headers: &HeaderMap) -> Prefer {
     let mut p = Prefer::default();

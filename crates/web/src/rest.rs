@@ -96,6 +96,25 @@ pub async fn read_interaction(
     resource_type: &str,
     id: &str,
 ) -> Result<Reply, WebError> {
+    let v = read_current(&*state.store, resource_type, id).await?;
+    Ok(Reply {
+        status: StatusCode::OK,
+        version: Some(v.version_id),
+        last_modified: Some(v.last_updated),
+        full_url: None,
+        location: None,
+        body: Some(v.json),
+    })
+}
+
+/// The current version of `resource_type/id`: 404 when it never existed (or `id` is not an
+/// id), 410 when it is deleted. Read, `$everything` (the patient) and Group export (the group)
+/// all answer a missing resource this way.
+pub(crate) async fn read_current(
+    store: &dyn store::Store,
+    resource_type: &str,
+    id: &str,
+) -> Result<store::ResourceVersion, WebError> {
     let not_found = || {
         WebError::Store(StoreError::NotFound {
             resource_type: resource_type.to_string(),
@@ -105,7 +124,7 @@ pub async fn read_interaction(
     if !fhir::types::is_valid_id(id) {
         return Err(not_found());
     }
-    match state.store.read(resource_type, id).await? {
+    match store.read(resource_type, id).await? {
         None => Err(not_found()),
         Some(v) if v.deleted => Err(StoreError::Gone {
             resource_type: v.resource_type,
@@ -113,14 +132,7 @@ pub async fn read_interaction(
             version_id: v.version_id,
         }
         .into()),
-        Some(v) => Ok(Reply {
-            status: StatusCode::OK,
-            version: Some(v.version_id),
-            last_modified: Some(v.last_updated),
-            full_url: None,
-            location: None,
-            body: Some(v.json),
-        }),
+        Some(v) => Ok(v),
     }
 }
 
@@ -179,13 +191,7 @@ pub async fn search_interaction(
         .retain(|r| principal.allows(Action::Read, &r.resource_type));
     let mut warnings = Vec::new();
     if !q.ignored.is_empty() {
-        warnings.push(Issue::warning(
-            IssueType::NotSupported,
-            format!(
-                "these parameters were not understood and were ignored (Prefer: handling=lenient): {}",
-                q.ignored.join(", ")
-            ),
-        ));
+        warnings.push(http::ignored_parameters_warning(&q.ignored));
     }
     for w in &result.warnings {
         warnings.push(Issue::warning(IssueType::TooCostly, w.clone()));

@@ -47,13 +47,13 @@ use chrono::{DateTime, Utc};
 use fhir::{Issue, IssueType, OperationOutcome};
 use serde_json::{json, Value};
 use store::scan::MAX_COMPARTMENT_PATIENTS;
-use store::{Compartment, Store, StoreError};
+use store::{Compartment, Store};
 
 use crate::auth::{authorize, Action, Principal};
 use crate::error::WebError;
-use crate::http::{check_accept, http_date, parse_query, prefer};
+use crate::http::{check_accept, http_date, ignored_parameters_warning, parse_query, prefer};
 use crate::patient_record::{compartment_types, parse_since, parse_types};
-use crate::rest::Segments;
+use crate::rest::{read_current, Segments};
 use crate::{AppState, FHIR_JSON};
 
 use job::{is_file_name, is_job_id, new_job_id, Job, Level, Status};
@@ -294,13 +294,7 @@ async fn kick_off(
         "export started; poll {status_url} for its progress"
     ))];
     if !request.ignored.is_empty() {
-        issues.push(Issue::warning(
-            IssueType::NotSupported,
-            format!(
-                "these parameters were not understood and were ignored (Prefer: handling=lenient): {}",
-                request.ignored.join(", ")
-            ),
-        ));
+        issues.push(ignored_parameters_warning(&request.ignored));
     }
     let body = OperationOutcome::new(issues).to_json().to_string();
     let mut res = (StatusCode::ACCEPTED, body).into_response();
@@ -314,25 +308,7 @@ async fn kick_off(
 
 /// The ids of the group's active Patient members; 404/410 for a group that is not there.
 async fn group_members(store: &dyn Store, id: &str) -> Result<Vec<String>, WebError> {
-    let not_found = || StoreError::NotFound {
-        resource_type: "Group".into(),
-        id: id.to_string(),
-    };
-    if !fhir::types::is_valid_id(id) {
-        return Err(not_found().into());
-    }
-    let group = match store.read("Group", id).await? {
-        None => return Err(not_found().into()),
-        Some(v) if v.deleted => {
-            return Err(StoreError::Gone {
-                resource_type: v.resource_type,
-                id: v.id,
-                version_id: v.version_id,
-            }
-            .into())
-        }
-        Some(v) => v.parse()?,
-    };
+    let group = read_current(store, "Group", id).await?.parse()?;
     let members = member_patients(&group);
     if members.len() > MAX_COMPARTMENT_PATIENTS {
         return Err(WebError::BadRequest(Issue::error(
