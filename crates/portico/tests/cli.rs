@@ -5,7 +5,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -367,7 +367,8 @@ fn create_client_refuses_bad_scopes_and_a_missing_database() {
 }
 
 /// `migrate`, then `serve`: health checks, 401 without a token, a client registered while the
-/// server runs, its token, a search, and a graceful stop on SIGTERM.
+/// server runs, its token, a search, a Bulk Data export written to `PORTICO_EXPORT_DIR`, and a
+/// graceful stop on SIGTERM.
 async fn serve_round_trip(dir: &Path, db_url: &str) {
     let out = run(portico(dir)
         .env("PORTICO_DATABASE_URL", db_url)
@@ -379,6 +380,7 @@ async fn serve_round_trip(dir: &Path, db_url: &str) {
     let child = portico(dir)
         .env("PORTICO_DATABASE_URL", db_url)
         .env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("PORTICO_EXPORT_DIR", dir.join("exports"))
         .arg("serve")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -414,6 +416,63 @@ async fn serve_round_trip(dir: &Path, db_url: &str) {
     let bundle: Value = response.json().await.expect("bundle");
     assert_eq!(bundle["resourceType"], "Bundle");
     assert_eq!(bundle["type"], "searchset");
+
+    // An export lands in PORTICO_EXPORT_DIR.
+    let created = http
+        .post(format!("{base}/fhir/Patient"))
+        .bearer_auth(&token)
+        .header("Content-Type", "application/fhir+json")
+        .body(r#"{"resourceType":"Patient","name":[{"family":"Exported"}]}"#)
+        .send()
+        .await
+        .expect("POST /fhir/Patient");
+    assert_eq!(created.status().as_u16(), 201);
+    let kick_off = http
+        .get(format!("{base}/fhir/$export?_type=Patient"))
+        .bearer_auth(&token)
+        .header("Prefer", "respond-async")
+        .header("Accept", "application/fhir+json")
+        .send()
+        .await
+        .expect("kick-off");
+    assert_eq!(kick_off.status().as_u16(), 202);
+    let status_url = kick_off
+        .headers()
+        .get("Content-Location")
+        .and_then(|v| v.to_str().ok())
+        .expect("Content-Location")
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let manifest: Value = loop {
+        let status = http
+            .get(&status_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("status");
+        if status.status().as_u16() == 200 {
+            break status.json().await.expect("manifest");
+        }
+        assert_eq!(status.status().as_u16(), 202, "export status");
+        assert!(
+            Instant::now() < deadline,
+            "the export did not finish in 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(manifest["output"][0]["count"], 1, "{manifest}");
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.join("exports"))
+        .expect("PORTICO_EXPORT_DIR was created")
+        .flat_map(|job| std::fs::read_dir(job.expect("entry").path()).expect("job folder"))
+        .map(|f| f.expect("file").path())
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "one NDJSON file in PORTICO_EXPORT_DIR: {files:?}"
+    );
+    let line = std::fs::read_to_string(&files[0]).expect("read the export file");
+    assert!(line.contains("\"Exported\""), "{line}");
 
     // SIGTERM: a graceful stop, exit status 0.
     let pid = server.0.id().to_string();
