@@ -604,3 +604,124 @@ async fn stopped_between_commit_and_journal_a_rerun_writes_no_extra_versions() {
     }
     assert!(stopped >= 4, "only {stopped} imports were cut off");
 }
+
+/// A small deterministic generator for the garbage test (no dependency needed).
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[tokio::test]
+async fn garbage_never_panics_and_every_line_is_imported_or_reported() {
+    let mut rng = XorShift(0x5eed_1234_abcd_0001);
+    let valid = [
+        patient("g1", "Good").to_string(),
+        observation("g-obs", "g1", 72.0).to_string(),
+        json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient("g2", "InBundle")}]}).to_string(),
+    ];
+    // Random bytes (invalid UTF-8, NUL, carriage returns), and valid lines with bytes flipped,
+    // cut short or spliced together.
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for i in 0..400 {
+        let line: Vec<u8> = match i % 4 {
+            0 => (0..rng.below(200))
+                .map(|_| rng.below(256) as u8)
+                .filter(|b| *b != b'\n')
+                .collect(),
+            1 => {
+                let mut l = valid[rng.below(3) as usize].clone().into_bytes();
+                for _ in 0..=rng.below(4) {
+                    let at = rng.below(l.len() as u64) as usize;
+                    l[at] = match rng.below(256) as u8 {
+                        b'\n' => b' ',
+                        b => b,
+                    };
+                }
+                l
+            }
+            2 => {
+                let l = valid[rng.below(3) as usize].as_bytes();
+                l[..rng.below(l.len() as u64) as usize].to_vec()
+            }
+            _ => {
+                let a = valid[rng.below(3) as usize].as_bytes();
+                let b = valid[rng.below(3) as usize].as_bytes();
+                let mut l = a[..a.len() / 2].to_vec();
+                l.extend_from_slice(&b[b.len() / 2..]);
+                l
+            }
+        };
+        lines.push(line);
+    }
+    lines.push(patient("control", "Control").to_string().into_bytes());
+    let non_empty = lines
+        .iter()
+        .filter(|l| !l.iter().all(|b| b.is_ascii_whitespace()))
+        .count() as u64;
+
+    for (backend, store) in stores().await {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("garbage.ndjson");
+        let mut text = Vec::new();
+        for l in &lines {
+            text.extend_from_slice(l);
+            text.push(b'\n');
+        }
+        std::fs::write(&path, &text).expect("write");
+        // A gzip file cut in half and a Bundle document cut short, beside it.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        std::fs::write(dir.path().join("cut.ndjson.gz"), &gz[..gz.len() / 2]).expect("write");
+        std::fs::write(
+            dir.path().join("cut.json"),
+            &valid[2].as_bytes()[..valid[2].len() / 2],
+        )
+        .expect("write");
+
+        let s = import::import(store.clone(), &options(&path))
+            .await
+            .unwrap_or_else(|e| panic!("{backend}: garbage stopped the import: {e}"));
+        let t = &s.totals;
+        let seen = t.created + t.updated + t.unchanged + t.rejected;
+        assert!(
+            seen >= non_empty,
+            "{backend}: {non_empty} non-empty lines, but only {seen} imported or reported: {s:?}"
+        );
+        assert!(t.rejected > 0, "{backend}: garbage must be rejected");
+        for message in &s.rejections {
+            assert!(
+                message.starts_with(&format!("{}:", path.display())),
+                "{backend}: {message}"
+            );
+        }
+        assert!(store
+            .read("Patient", "control")
+            .await
+            .expect("read")
+            .is_some());
+
+        // The whole folder, with the cut gzip and the cut Bundle: no panic, and they are
+        // reported rather than silently skipped.
+        let all = import::import(store.clone(), &options(dir.path())).await;
+        match all {
+            Ok(s) => assert!(
+                s.rejections
+                    .iter()
+                    .any(|m| m.contains("cut.ndjson.gz") || m.contains("cut.json")),
+                "{backend}: the cut files are reported: {:?}",
+                s.rejections
+            ),
+            Err(e) => assert!(!e.to_string().is_empty(), "{backend}"),
+        }
+    }
+}
