@@ -1,12 +1,16 @@
 //! The import journal: how far each input file has been imported, kept in the store's portal
-//! state (`Store::state_put`) so that an import killed at any moment carries on where it stopped.
+//! state so that an import killed at any moment carries on where it stopped.
 //!
-//! Per file it records the number of leading lines that are done — committed, rejected, or
-//! deferred (their line numbers are recorded too, to be retried) — and the byte offset after
-//! them. A record is written only after the lines it covers are committed, so a rerun skips only
-//! work that is durable; the lines between the last record and the kill are imported again and
-//! come out unchanged, because every write is a PUT to the resource's stable id
-//! ([`crate::identity`]).
+//! It has two parts. Every batch transaction stores, with its resources, a record of the lines
+//! it finishes ([`crate::batch_journal`]): whatever committed is known to have committed. And
+//! per file, a record (written here, in the background) of the number of leading lines that are
+//! done — committed, rejected, or deferred (their line numbers are recorded too, to be retried)
+//! — and the byte offset after them: the compact form a rerun starts from, and what tells that a
+//! file is imported completely. A file record is written only after the lines it covers are
+//! finished, so it is never ahead of the data; when a run starts, the batch records committed
+//! past it are folded in ([`load`]). Lines that wrote nothing durable may be read again by a
+//! rerun; they come out the same (rejected again, or unchanged, because every write is a PUT to
+//! the resource's stable id, [`crate::identity`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,8 +18,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use store::{Store, StoreError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use crate::batch_journal::{merge, BatchPart, BatchRecord, BATCH_PREFIX};
 use crate::source::InputFile;
 
 /// The journal's keys in the store's state: one per input file path.
@@ -62,6 +67,28 @@ impl LineSet {
             }
             _ => self.0.insert(i, (line, line)),
         }
+    }
+
+    /// Inserts every line of `start..=end` (nothing when `end < start`).
+    pub fn insert_range(&mut self, start: u64, end: u64) {
+        if end < start {
+            return;
+        }
+        // The ranges that overlap or touch the new one become one.
+        let i = self
+            .0
+            .partition_point(|&(_, e)| e.saturating_add(1) < start);
+        let mut j = i;
+        let (mut a, mut b) = (start, end);
+        while let Some(&(s, e)) = self.0.get(j) {
+            if s > end.saturating_add(1) {
+                break;
+            }
+            a = a.min(s);
+            b = b.max(e);
+            j += 1;
+        }
+        self.0.splice(i..j, [(a, b)]);
     }
 
     pub fn remove(&mut self, line: u64) {
@@ -124,124 +151,173 @@ impl FileRecord {
     }
 }
 
+/// What the journal knows when a run starts.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Per file: its record, with the batch records committed since folded in.
+    pub records: Vec<FileRecord>,
+    /// Per file: first-pass lines past its record that are finished all the same (batches that
+    /// committed after one that did not); the reader skips them.
+    pub skip: Vec<LineSet>,
+    /// Batch records of earlier runs that concern only this import's files: deleted once it has
+    /// recorded everything they say.
+    pub spent: Vec<String>,
+}
+
 /// The records of `files` as earlier runs left them (fresh ones where there is none, where the
-/// file changed since, or where `again` asks to start over).
+/// file changed since, or where `again` asks to start over), with the batch records those runs
+/// committed folded in ([`crate::batch_journal::merge`]). A record that folding moved is stored
+/// at once, so that the batch records it came from can go.
 pub async fn load(
     store: &dyn Store,
     files: &[InputFile],
     again: bool,
-) -> Result<Vec<FileRecord>, StoreError> {
+) -> Result<Loaded, StoreError> {
     let mut stored: HashMap<String, String> = if again {
         HashMap::new()
     } else {
         store.state_list(PREFIX).await?.into_iter().collect()
     };
-    Ok(files
+    let index: HashMap<&str, usize> = files
         .iter()
-        .map(|f| {
-            stored
-                .remove(&f.journal_key)
-                .and_then(|text| serde_json::from_str::<FileRecord>(&text).ok())
-                .filter(|r| r.fingerprint == f.fingerprint)
-                .unwrap_or_else(|| FileRecord::fresh(f))
-        })
-        .collect())
+        .enumerate()
+        .map(|(i, f)| (f.journal_key.as_str(), i))
+        .collect();
+    let mut parts: Vec<Vec<BatchPart>> = vec![Vec::new(); files.len()];
+    let mut spent = Vec::new();
+    for (key, text) in store.state_list(BATCH_PREFIX).await? {
+        let Some(record) = BatchRecord::parse(&text) else {
+            continue;
+        };
+        let (mine, others): (Vec<BatchPart>, Vec<BatchPart>) = record
+            .parts
+            .into_iter()
+            .partition(|p| index.contains_key(p.key.as_str()));
+        if mine.is_empty() {
+            continue;
+        }
+        if again {
+            // Starting over: what earlier runs did must not count when this one is resumed.
+            if others.is_empty() {
+                store.state_delete(&key).await?;
+            } else {
+                store
+                    .state_put(&key, &encode(&BatchRecord { parts: others })?)
+                    .await?;
+            }
+            continue;
+        }
+        if others.is_empty() {
+            spent.push(key);
+        }
+        for p in mine {
+            if let Some(list) = index.get(p.key.as_str()).and_then(|&i| parts.get_mut(i)) {
+                list.push(p);
+            }
+        }
+    }
+    let mut loaded = Loaded {
+        spent,
+        ..Loaded::default()
+    };
+    for (f, parts) in files.iter().zip(&parts) {
+        let mut record = stored
+            .remove(&f.journal_key)
+            .and_then(|text| serde_json::from_str::<FileRecord>(&text).ok())
+            .filter(|r| r.fingerprint == f.fingerprint)
+            .unwrap_or_else(|| FileRecord::fresh(f));
+        let same_file: Vec<&BatchPart> = parts
+            .iter()
+            .filter(|p| p.fingerprint == f.fingerprint)
+            .collect();
+        let before = record.clone();
+        let skip = merge(&mut record, &same_file);
+        if record != before {
+            store.state_put(&f.journal_key, &encode(&record)?).await?;
+        }
+        loaded.records.push(record);
+        loaded.skip.push(skip);
+    }
+    Ok(loaded)
 }
 
-/// Records to write, and the position in the import they make durable.
+fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| StoreError::Database(format!("could not encode the import journal: {e}")))
+}
+
+/// File records to write, and batch records they make redundant (deleted once they are written).
 struct Flush {
-    upto: u64,
     records: Vec<(String, String)>,
+    spent: Vec<String>,
 }
 
-/// Writes journal records in the background, in order, and tells how far they are durable.
+/// Writes file records in the background, in order, then deletes the batch records they make
+/// redundant. Nothing waits for it but the end of the import: the batch records already hold
+/// what these records say.
 pub struct JournalWriter {
     tx: Option<mpsc::UnboundedSender<Flush>>,
-    /// The furthest position queued.
-    queued: u64,
-    durable: watch::Receiver<Result<u64, String>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 }
 
 impl JournalWriter {
     pub fn start(store: Arc<dyn Store>) -> JournalWriter {
         let (tx, mut rx) = mpsc::unbounded_channel::<Flush>();
-        let (durable_tx, durable) = watch::channel(Ok(0));
         let task = tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 // Everything waiting is written together; for a key, the latest record wins.
-                let mut upto = first.upto;
                 let mut latest: HashMap<String, String> = first.records.into_iter().collect();
+                let mut spent = first.spent;
                 while let Ok(more) = rx.try_recv() {
-                    upto = upto.max(more.upto);
                     latest.extend(more.records);
+                    spent.extend(more.spent);
                 }
                 let store = &store;
                 let mut writes = futures::stream::iter(latest)
                     .map(|(key, value)| async move { store.state_put(&key, &value).await })
                     .buffer_unordered(WRITE_CONCURRENCY);
-                let mut failed = None;
                 while let Some(r) = writes.next().await {
-                    if let Err(e) = r {
-                        failed = Some(e);
-                    }
+                    r.map_err(|e| {
+                        StoreError::Database(format!("writing the import journal: {e}"))
+                    })?;
                 }
-                if let Some(e) = failed {
-                    let _ = durable_tx.send(Err(format!("writing the import journal: {e}")));
-                    return;
+                let mut deletes = futures::stream::iter(spent)
+                    .map(|key| async move { store.state_delete(&key).await })
+                    .buffer_unordered(WRITE_CONCURRENCY);
+                while let Some(r) = deletes.next().await {
+                    r.map_err(|e| {
+                        StoreError::Database(format!("tidying the import journal: {e}"))
+                    })?;
                 }
-                durable_tx.send_modify(|d| {
-                    if let Ok(n) = d {
-                        *n = (*n).max(upto);
-                    }
-                });
             }
+            Ok(())
         });
         JournalWriter {
             tx: Some(tx),
-            queued: 0,
-            durable,
             task: Some(task),
         }
     }
 
-    /// Queues `records`; once written, everything up to `upto` is durable. (Nothing to write
-    /// still moves the durable position, once what is queued before it is written.)
-    pub fn write(&mut self, upto: u64, records: Vec<(String, String)>) {
-        if records.is_empty() && upto <= self.queued {
+    /// Queues `records`, then the deletion of `spent` batch records.
+    pub fn write(&mut self, records: Vec<(String, String)>, spent: Vec<String>) {
+        if records.is_empty() && spent.is_empty() {
             return;
         }
-        self.queued = self.queued.max(upto);
         if let Some(tx) = &self.tx {
-            // A closed channel means the task failed; `wait` reports why.
-            let _ = tx.send(Flush { upto, records });
+            // A closed channel means the task failed; `close` reports why.
+            let _ = tx.send(Flush { records, spent });
         }
-    }
-
-    /// How far the journal is durable now.
-    pub fn durable(&self) -> Result<u64, StoreError> {
-        self.durable.borrow().clone().map_err(StoreError::Database)
-    }
-
-    /// Waits until everything up to `upto` is durable.
-    pub async fn wait(&mut self, upto: u64) -> Result<u64, StoreError> {
-        let reached = self
-            .durable
-            .wait_for(|d| d.as_ref().map_or(true, |n| *n >= upto))
-            .await
-            .map_err(|_| StoreError::Database("the import journal writer stopped".into()))?;
-        reached.clone().map_err(StoreError::Database)
     }
 
     /// Writes what is queued and stops.
     pub async fn close(mut self) -> Result<(), StoreError> {
         self.tx.take();
-        if let Some(task) = self.task.take() {
-            task.await.map_err(|e| {
+        match self.task.take() {
+            Some(task) => task.await.map_err(|e| {
                 StoreError::Database(format!("the import journal writer stopped: {e}"))
-            })?;
+            })?,
+            None => Ok(()),
         }
-        self.durable().map(|_| ())
     }
 }
 
@@ -288,19 +364,29 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let line = x % 60;
-            if matches!(x % 3, 0) {
-                s.remove(line);
-                plain.remove(&line);
-            } else {
-                s.insert(line);
-                plain.insert(line);
+            match x % 5 {
+                0 | 1 => {
+                    s.remove(line);
+                    plain.remove(&line);
+                }
+                2 => {
+                    // A range, possibly empty (end before start).
+                    let end = line + (x >> 8) % 6;
+                    let start = line + (x >> 16) % 3;
+                    s.insert_range(start, end);
+                    plain.extend(start..=end);
+                }
+                _ => {
+                    s.insert(line);
+                    plain.insert(line);
+                }
             }
             assert_eq!(s.len(), plain.len() as u64);
             for w in s.ranges().windows(2) {
                 assert!(w[0].1 + 1 < w[1].0, "{:?}", s.ranges());
             }
         }
-        for line in 0..60 {
+        for line in 0..70 {
             assert_eq!(s.contains(line), plain.contains(&line), "{line}");
         }
     }

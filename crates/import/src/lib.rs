@@ -11,14 +11,16 @@
 //!   target to exist yet); Bundle-internal references are rewritten to the target entry's id;
 //!   conditional references that match nothing yet wait until everything else is in
 //!   ([`references`], [`pipeline`]).
-//! - **Resumable.** The [`journal`] records, per file, how far the lines are durably done; a run
-//!   killed at any moment (`kill -9`) and started again ends with the same database as a run
-//!   that was never interrupted.
+//! - **Resumable.** The [`journal`] records, per file, how far the lines are durably done, and
+//!   each batch transaction records the lines it commits ([`batch_journal`]); a run killed at any
+//!   moment (`kill -9`) and started again ends with the same database as a run that was never
+//!   interrupted.
 //! - **Fast with flat memory.** A reader thread, worker threads for parsing, validation and
 //!   index extraction, and batched transactions with several in flight, over bounded channels.
 //! - **A bad line does not stop the rest.** It is reported as `path:line: reason` and counted
 //!   in the [`summary`].
 
+pub mod batch_journal;
 pub mod bundle;
 pub mod error;
 pub mod identity;
@@ -46,7 +48,6 @@ use progress::{Counters, Reporter, Style};
 use read::{ReadJob, Select};
 use resolve::Resolver;
 pub use summary::{Counts, Summary};
-use tracker::Tracker;
 
 /// Writes per store transaction: large enough that a commit's fixed cost is spread thin, small
 /// enough that a failing batch is cheap to take apart.
@@ -88,7 +89,7 @@ pub async fn import(store: Arc<dyn Store>, options: &Options) -> Result<Summary>
         .await
         .map_err(|e| ImportError::Internal(format!("looking at the input: {e}")))??;
     let files = Arc::new(inputs.files);
-    let records = journal::load(store.as_ref(), &files, options.again).await?;
+    let loaded = journal::load(store.as_ref(), &files, options.again).await?;
 
     let mut summary = Summary {
         files: files.len(),
@@ -97,12 +98,12 @@ pub async fn import(store: Arc<dyn Store>, options: &Options) -> Result<Summary>
     };
     let mut jobs = Vec::new();
     let mut deferred = 0;
-    for (i, r) in records.iter().enumerate() {
+    for (i, (r, skip)) in loaded.records.iter().zip(&loaded.skip).enumerate() {
         if r.complete() {
             summary.files_already_imported += 1;
             continue;
         }
-        summary.lines_resumed += r.done;
+        summary.lines_resumed += r.done + skip.len();
         deferred += r.deferred.len();
         if !r.read {
             jobs.push(ReadJob {
@@ -110,6 +111,7 @@ pub async fn import(store: Arc<dyn Store>, options: &Options) -> Result<Summary>
                 select: Select::From {
                     done: r.done,
                     offset: r.offset,
+                    skip: skip.clone(),
                 },
             });
         }
@@ -119,10 +121,6 @@ pub async fn import(store: Arc<dyn Store>, options: &Options) -> Result<Summary>
     counters
         .bytes_total
         .store(files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
-    let tracker = Tracker::new(&files, records);
-    counters
-        .bytes_done
-        .store(tracker.bytes_done, Ordering::Relaxed);
     counters.deferred.store(deferred, Ordering::Relaxed);
     let reporter = Reporter::start(options.progress, counters);
     let workers = options.workers.unwrap_or_else(|| {
@@ -147,7 +145,7 @@ pub async fn import(store: Arc<dyn Store>, options: &Options) -> Result<Summary>
         files.clone(),
         resolver,
         sizing,
-        tracker,
+        loaded,
         summary,
         &reporter,
         deferred,

@@ -9,13 +9,16 @@
 //! Every channel is bounded and the committer waits for a batch to commit before it takes more
 //! than `max_in_flight`, so memory stays flat however large the input.
 //!
-//! **Resume exactly.** The journal records a line only after its writes are durable, so a run
-//! killed at any moment leaves the journal behind the database, never ahead; a rerun writes the
-//! lines between again, and they come out unchanged. That is only "no new version" if the
-//! resource's current content is that line's content — not true if the same resource appears
-//! again in a later line that was also committed. So two writes to the same resource are never
-//! in that uncertain window together: the second waits until the first is recorded in the
-//! journal (see [`Pipeline::add`]).
+//! **Resume exactly.** Each batch transaction carries the journal record of the lines it
+//! finishes ([`crate::batch_journal`]), so a committed line is never written again by a rerun,
+//! however it was killed: not even a line that writes one resource twice (a batch Bundle) makes
+//! extra versions. The per-file records ([`crate::journal`]) follow in the background and are
+//! waited for only at the end.
+//!
+//! **Same resource, input order.** Batches in flight commit in any order (in parallel on
+//! PostgreSQL; on SQLite a failed batch is written again after later ones), so a write to a
+//! resource that a batch not yet committed also writes waits until that batch has committed (see
+//! [`Pipeline::add`]): the last line to write a resource wins, as in the input.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -29,8 +32,9 @@ use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use store::{Store, StoreError, WriteOp, WriteOutcome};
 
+use crate::batch_journal::{self, Cover, Parts};
 use crate::error::{ImportError, Result};
-use crate::journal::JournalWriter;
+use crate::journal::{JournalWriter, Loaded};
 use crate::prepare::{self, Op, Outcome, Reject, UNREADABLE};
 use crate::progress::Reporter;
 use crate::read::{self, Chunk, Item, Place, ReadJob};
@@ -80,6 +84,7 @@ struct ReadyChunk {
 struct BatchUnit {
     seq: u64,
     place: Place,
+    kind: Kind,
     text: String,
     atomic: bool,
     keys: Vec<String>,
@@ -93,9 +98,18 @@ struct Batch {
     units: Vec<BatchUnit>,
 }
 
+/// A batch's journal record: stored under `key` with the batch's writes.
+struct BatchJournal {
+    key: String,
+    parts: Parts,
+    /// The last unit the record covers: once the file records are past it, it is redundant.
+    last_seq: u64,
+}
+
 struct Done {
     types: Vec<String>,
     units: Vec<BatchUnit>,
+    journal: BatchJournal,
     result: store::Result<Vec<WriteOutcome>>,
 }
 
@@ -109,12 +123,21 @@ pub struct Pipeline<'a> {
     sizing: Sizing,
     pub tracker: Tracker,
     journal: JournalWriter,
+    /// What the open batch finishes, for its journal record.
+    cover: Cover,
+    /// This run's name in batch record keys, and the number of the next batch.
+    run: String,
+    batches: u64,
+    /// Batch records committed, by the last unit they cover: deleted once the file records are
+    /// past it.
+    committed: VecDeque<(u64, String)>,
+    /// Batch records of earlier runs, deleted at the end.
+    spent: Vec<String>,
     pub summary: Summary,
     reporter: &'a Reporter,
-    /// Keys (`Type/id`) of writes not yet recorded in the journal, with how many units hold each.
+    /// Keys (`Type/id`) written by the open batch or a batch in flight, with how many units
+    /// hold each.
     window: HashMap<String, u32>,
-    /// Keys to drop from `window` once the journal is durable past their unit.
-    releasing: VecDeque<(u64, Vec<String>)>,
     batch: Batch,
     in_flight: FuturesUnordered<InFlight>,
     /// Lines waiting for a conditional reference.
@@ -133,12 +156,18 @@ impl<'a> Pipeline<'a> {
         files: Arc<Vec<InputFile>>,
         resolver: Arc<Resolver>,
         sizing: Sizing,
-        tracker: Tracker,
+        loaded: Loaded,
         summary: Summary,
         reporter: &'a Reporter,
         deferred: u64,
     ) -> Self {
         let journal = JournalWriter::start(store.clone());
+        let cover = Cover::new(&loaded.records);
+        let tracker = Tracker::new(&files, loaded.records);
+        reporter
+            .counters()
+            .bytes_done
+            .store(tracker.bytes_done, Ordering::Relaxed);
         Pipeline {
             store,
             files,
@@ -146,10 +175,14 @@ impl<'a> Pipeline<'a> {
             sizing,
             tracker,
             journal,
+            cover,
+            run: batch_journal::run_id(),
+            batches: 0,
+            committed: VecDeque::new(),
+            spent: loaded.spent,
             summary,
             reporter,
             window: HashMap::new(),
-            releasing: VecDeque::new(),
             batch: Batch::default(),
             in_flight: FuturesUnordered::new(),
             deferred,
@@ -159,9 +192,8 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Reads `jobs` through the workers into the store, and waits until all of it is committed
-    /// and journaled. `retry`: the jobs are deferred lines; `last_round`: ones still unresolved
-    /// are rejected.
+    /// Reads `jobs` through the workers into the store, and waits until all of it is committed.
+    /// `retry`: the jobs are deferred lines; `last_round`: ones still unresolved are rejected.
     pub async fn round(&mut self, jobs: Vec<ReadJob>, retry: bool, last_round: bool) -> Result<()> {
         self.retry = retry;
         self.last_round = last_round;
@@ -220,7 +252,7 @@ impl<'a> Pipeline<'a> {
                 "a reader or worker thread panicked".into(),
             ));
         }
-        self.barrier().await
+        self.drain().await
     }
 
     /// Takes one prepared unit, in input order.
@@ -238,7 +270,7 @@ impl<'a> Pipeline<'a> {
                     end_offset: offset,
                     source_pos: 0,
                 };
-                let seq = self.tracker.push(place, Kind::End { lines, offset });
+                let seq = self.track(place, Kind::End { lines, offset });
                 self.tracker.finish(seq, State::Done);
             }
             Ready::Broken { place, reason } => {
@@ -264,8 +296,11 @@ impl<'a> Pipeline<'a> {
                     self.settle(place, kind);
                 }
                 Outcome::Deferred { .. } => {
-                    let seq = self.tracker.push(place, kind);
+                    let seq = self.track(place, kind);
                     self.tracker.finish(seq, State::Deferred);
+                    if kind == Kind::Line {
+                        self.cover.parts().deferred(place.file, place.line);
+                    }
                     if !self.retry {
                         self.deferred += 1;
                         self.reporter
@@ -293,10 +328,23 @@ impl<'a> Pipeline<'a> {
         Ok(())
     }
 
+    /// Tracks a unit, and counts it in the open batch's journal record.
+    fn track(&mut self, place: Place, kind: Kind) -> u64 {
+        match kind {
+            Kind::Line => self.cover.line(&place),
+            Kind::End { lines, offset } => self.cover.end(place.file, lines, offset),
+            Kind::Retry => {}
+        }
+        self.tracker.push(place, kind)
+    }
+
     /// A unit that is done without writing anything.
     fn settle(&mut self, place: Place, kind: Kind) {
-        let seq = self.tracker.push(place, kind);
+        let seq = self.track(place, kind);
         self.tracker.finish(seq, State::Done);
+        if kind == Kind::Retry {
+            self.cover.parts().retried(place.file, place.line);
+        }
         self.settled(kind);
     }
 
@@ -311,8 +359,8 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// Adds a unit's writes to the batch. A write to a resource that a unit not yet in the
-    /// journal also writes waits until that unit is (see the module's notes).
+    /// Adds a unit's writes to the batch. A write to a resource that the open batch or one in
+    /// flight also writes waits until that batch has committed (see the module's notes).
     async fn add(
         &mut self,
         place: Place,
@@ -322,15 +370,18 @@ impl<'a> Pipeline<'a> {
         ops: Vec<Op>,
     ) -> Result<()> {
         let keys: Vec<String> = ops.iter().map(|o| o.key.clone()).collect();
-        self.release_durable()?;
         if keys.iter().any(|k| self.window.contains_key(k)) {
-            self.barrier().await?;
+            self.drain().await?;
         }
         let full = self.batch.ops.len() + ops.len() > self.sizing.batch;
         if full && !self.batch.ops.is_empty() {
             self.submit().await?;
         }
-        let seq = self.tracker.push(place, kind);
+        let seq = self.track(place, kind);
+        if kind == Kind::Retry {
+            // Done once the batch commits, which is when this record is stored.
+            self.cover.parts().retried(place.file, place.line);
+        }
         for k in &keys {
             *self.window.entry(k.clone()).or_insert(0) += 1;
         }
@@ -341,6 +392,7 @@ impl<'a> Pipeline<'a> {
         self.batch.units.push(BatchUnit {
             seq,
             place,
+            kind,
             text,
             atomic,
             keys,
@@ -362,7 +414,18 @@ impl<'a> Pipeline<'a> {
                 None => break,
             }
         }
-        let Batch { ops, types, units } = std::mem::take(&mut self.batch);
+        let Batch {
+            mut ops,
+            types,
+            units,
+        } = std::mem::take(&mut self.batch);
+        let journal = BatchJournal {
+            key: batch_journal::batch_key(&self.run, self.batches),
+            parts: self.cover.take(),
+            last_seq: self.tracker.next_seq().saturating_sub(1),
+        };
+        self.batches += 1;
+        ops.push(journal_op(&journal, &self.files)?);
         let store = self.store.clone();
         // A task of its own, so that the transaction reaches the store at once and proceeds
         // while the committer prepares the next batch.
@@ -374,6 +437,7 @@ impl<'a> Pipeline<'a> {
             Ok(Done {
                 types,
                 units,
+                journal,
                 result,
             })
         }));
@@ -381,20 +445,31 @@ impl<'a> Pipeline<'a> {
     }
 
     async fn on_done(&mut self, done: Done) -> Result<()> {
-        match done.result {
+        let Done {
+            types,
+            units,
+            journal,
+            result,
+        } = done;
+        match result {
             Ok(outcomes) => {
-                for (outcome, resource_type) in outcomes.iter().zip(&done.types) {
+                // The last outcome is the journal record's.
+                for (outcome, resource_type) in outcomes.iter().zip(&types) {
                     self.summary.count_outcome(resource_type, outcome);
                 }
                 self.reporter
                     .counters()
                     .resources
-                    .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
-                for u in &done.units {
+                    .fetch_add(types.len() as u64, Ordering::Relaxed);
+                for u in &units {
                     self.unit_done(u);
                 }
+                self.committed.push_back((journal.last_seq, journal.key));
             }
-            Err(e) => self.recover(done.units, e).await?,
+            Err(e) => self.recover(&units, journal, e).await?,
+        }
+        for u in &units {
+            self.release(&u.keys);
         }
         self.flush_journal();
         Ok(())
@@ -402,48 +477,69 @@ impl<'a> Pipeline<'a> {
 
     fn unit_done(&mut self, u: &BatchUnit) {
         self.tracker.finish(u.seq, State::Done);
-        let kind = if self.retry { Kind::Retry } else { Kind::Line };
-        if kind == Kind::Retry {
+        if u.kind == Kind::Retry {
             self.summary.deferred_then_imported += 1;
         }
-        self.settled(kind);
-        self.releasing.push_back((u.seq, u.keys.clone()));
+        self.settled(u.kind);
+    }
+
+    /// The keys of a unit whose batch is over (committed, or given up).
+    fn release(&mut self, keys: &[String]) {
+        for k in keys {
+            if let Some(n) = self.window.get_mut(k) {
+                *n -= 1;
+                if *n == 0 {
+                    self.window.remove(k);
+                }
+            }
+        }
     }
 
     /// A batch failed: its units are prepared again from their text and written without the
-    /// writes that fail, one failure at a time, so that the rest still lands.
-    async fn recover(&mut self, units: Vec<BatchUnit>, first: StoreError) -> Result<()> {
+    /// writes that fail, one failure at a time, so that the rest still lands — with the batch's
+    /// journal record, adjusted for units that now wait for a reference.
+    async fn recover(
+        &mut self,
+        units: &[BatchUnit],
+        mut journal: BatchJournal,
+        first: StoreError,
+    ) -> Result<()> {
         if matches!(first.root(), StoreError::Unavailable) {
             return Err(first.into());
         }
         let resolver = self.resolver.clone();
         let last_round = self.last_round;
+        let texts: Vec<(String, u64)> = units
+            .iter()
+            .map(|u| (u.text.clone(), u.place.line))
+            .collect();
         let prepared = tokio::task::spawn_blocking(move || {
-            units
-                .into_iter()
-                .map(|u| {
-                    let outcome = prepare::prepare(&resolver, &u.text, u.place.line, last_round);
-                    (u, outcome)
-                })
+            texts
+                .iter()
+                .map(|(text, line)| prepare::prepare(&resolver, text, *line, last_round))
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| ImportError::Internal(format!("preparing a failed batch again: {e}")))?;
 
         // The units still to write, each with its remaining writes.
-        let mut work: Vec<(BatchUnit, Vec<Op>)> = Vec::new();
-        for (u, outcome) in prepared {
+        let mut work: Vec<(&BatchUnit, Vec<Op>)> = Vec::new();
+        for (u, outcome) in units.iter().zip(prepared) {
             match outcome {
                 // Entries refused the first time were reported then.
                 Outcome::Write { ops, .. } if !ops.is_empty() => work.push((u, ops)),
-                Outcome::Write { .. } => self.unit_done(&u),
+                Outcome::Write { .. } => self.unit_done(u),
                 Outcome::Rejected { reports, along } => {
                     self.rejected(u.place.file, &reports, &along);
-                    self.unit_done(&u);
+                    self.unit_done(u);
                 }
                 Outcome::Deferred { .. } => {
                     self.tracker.finish(u.seq, State::Deferred);
-                    self.releasing.push_back((u.seq, u.keys.clone()));
+                    match u.kind {
+                        Kind::Line => journal.parts.deferred(u.place.file, u.place.line),
+                        Kind::Retry => journal.parts.not_retried(u.place.file, u.place.line),
+                        Kind::End { .. } => {}
+                    }
                 }
                 Outcome::Failed(e) => return Err(e.into()),
             }
@@ -459,6 +555,7 @@ impl<'a> Pipeline<'a> {
                 }
             }
             let n = ops.len();
+            ops.push(journal_op(&journal, &self.files)?);
             let error = match self.store.transaction(ops).await {
                 Ok(outcomes) => {
                     for (outcome, &(i, j)) in outcomes.iter().zip(&owners) {
@@ -471,10 +568,11 @@ impl<'a> Pipeline<'a> {
                     self.reporter
                         .counters()
                         .resources
-                        .fetch_add(outcomes.len() as u64, Ordering::Relaxed);
+                        .fetch_add(n as u64, Ordering::Relaxed);
                     for (u, _) in std::mem::take(&mut work) {
-                        self.unit_done(&u);
+                        self.unit_done(u);
                     }
+                    self.committed.push_back((journal.last_seq, journal.key));
                     break;
                 }
                 Err(e) => e,
@@ -526,7 +624,7 @@ impl<'a> Pipeline<'a> {
                     .map(|(_, o)| o.resource_type.clone())
                     .collect();
                 self.rejected(u.place.file, &[report], &along);
-                self.unit_done(&u);
+                self.unit_done(u);
             } else if let Some((u, unit_ops)) = work.get_mut(i) {
                 let op = unit_ops.remove(j);
                 let report = Reject {
@@ -539,7 +637,7 @@ impl<'a> Pipeline<'a> {
                 self.rejected(file, &[report], &[]);
                 if unit_ops.is_empty() {
                     let (u, _) = work.remove(i);
-                    self.unit_done(&u);
+                    self.unit_done(u);
                 }
             }
         }
@@ -573,56 +671,56 @@ impl<'a> Pipeline<'a> {
         self.summary.count_rejected(&r.resource_type);
     }
 
-    /// Records what is done in the journal (written in the background).
+    /// Queues the file records that moved (written in the background), and the deletion of
+    /// the batch records they make redundant.
     fn flush_journal(&mut self) {
         let advanced = self.tracker.advance();
         self.reporter
             .counters()
             .bytes_done
             .store(self.tracker.bytes_done, Ordering::Relaxed);
-        self.journal.write(advanced.upto, advanced.records);
-    }
-
-    /// Lets go of the keys of units the journal now records.
-    fn release_durable(&mut self) -> Result<()> {
-        let durable = self.journal.durable()?;
+        let mut spent = Vec::new();
         while self
-            .releasing
+            .committed
             .front()
-            .is_some_and(|(seq, _)| *seq < durable)
+            .is_some_and(|(last, _)| *last < advanced.upto)
         {
-            if let Some((_, keys)) = self.releasing.pop_front() {
-                for k in keys {
-                    if let Some(n) = self.window.get_mut(&k) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.window.remove(&k);
-                        }
-                    }
-                }
+            if let Some((_, key)) = self.committed.pop_front() {
+                spent.push(key);
             }
         }
-        Ok(())
+        self.journal.write(advanced.records, spent);
     }
 
-    /// Commits everything taken so far and waits until the journal records it.
-    pub async fn barrier(&mut self) -> Result<()> {
+    /// Commits everything taken so far.
+    async fn drain(&mut self) -> Result<()> {
         self.submit().await?;
         while let Some(done) = self.in_flight.next().await {
             self.on_done(done?).await?;
         }
         self.flush_journal();
-        let upto = self.tracker.next_seq();
-        self.journal.wait(upto).await?;
-        self.release_durable()?;
         Ok(())
     }
 
-    /// Waits for the journal's last writes; the summary is the pipeline's result.
-    pub async fn close(self) -> Result<Summary> {
+    /// Writes the journal's last records and deletes the batch records of earlier runs that
+    /// they make redundant; the summary is the pipeline's result.
+    pub async fn close(mut self) -> Result<Summary> {
+        self.flush_journal();
+        let spent = std::mem::take(&mut self.spent);
+        self.journal.write(Vec::new(), spent);
         self.journal.close().await?;
         Ok(self.summary)
     }
+}
+
+/// The journal record of a batch, as a write of the batch.
+fn journal_op(journal: &BatchJournal, files: &[InputFile]) -> Result<WriteOp> {
+    let value = serde_json::to_string(&journal.parts.record(files))
+        .map_err(|e| ImportError::Internal(format!("encoding a batch's journal record: {e}")))?;
+    Ok(WriteOp::PutState {
+        key: journal.key.clone(),
+        value,
+    })
 }
 
 /// A worker: prepares every unit of every chunk it takes, until the reader is done.

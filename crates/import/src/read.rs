@@ -27,8 +27,13 @@ const READ_BUFFER: usize = 256 * 1024;
 /// Which lines of a file to read.
 #[derive(Debug, Clone)]
 pub enum Select {
-    /// Every line after the first `done` (which end at byte `offset`).
-    From { done: u64, offset: u64 },
+    /// Every line after the first `done` (which end at byte `offset`), but those in `skip`
+    /// (finished by an earlier run in batches that committed out of order).
+    From {
+        done: u64,
+        offset: u64,
+        skip: LineSet,
+    },
     /// Only these lines (deferred ones being retried).
     Only(LineSet),
 }
@@ -164,7 +169,10 @@ fn read_file(index: usize, file: &InputFile, select: &Select, sink: &mut Sink) {
     };
     // A plain file resumes at the recorded offset; a compressed one is read up to it.
     let (mut line, mut offset) = (0u64, 0u64);
-    if let Select::From { done, offset: at } = *select {
+    if let Select::From {
+        done, offset: at, ..
+    } = *select
+    {
         if !file.gzip && file.layout == Layout::Ndjson && at > 0 && at <= file.size {
             if raw.seek(SeekFrom::Start(at)).is_ok() {
                 line = done;
@@ -192,7 +200,7 @@ fn read_file(index: usize, file: &InputFile, select: &Select, sink: &mut Sink) {
         match document(&mut reader) {
             Ok(Some((text, len))) => {
                 let wanted = match select {
-                    Select::From { done, .. } => *done == 0,
+                    Select::From { done, skip, .. } => *done == 0 && !skip.contains(1),
                     Select::Only(lines) => lines.contains(1),
                 };
                 if wanted {
@@ -251,7 +259,7 @@ fn read_file(index: usize, file: &InputFile, select: &Select, sink: &mut Sink) {
                 offset += consumed as u64;
                 let at = place(line, offset, count.get());
                 let wanted = match select {
-                    Select::From { done, .. } => line > *done,
+                    Select::From { done, skip, .. } => line > *done && !skip.contains(line),
                     Select::Only(lines) => lines.contains(line),
                 };
                 if !wanted {
@@ -446,7 +454,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("x.ndjson");
         std::fs::write(&path, NDJSON).expect("write");
-        let items = read(&input(&path), Select::From { done: 0, offset: 0 });
+        let items = read(
+            &input(&path),
+            Select::From {
+                done: 0,
+                offset: 0,
+                skip: LineSet::default(),
+            },
+        );
         assert_eq!(
             units(&items),
             [
@@ -471,7 +486,14 @@ mod tests {
         enc.write_all(NDJSON.as_bytes()).expect("gzip");
         std::fs::write(&gz, enc.finish().expect("gzip")).expect("write");
         // Line 4 ends where the first read said it does.
-        let first = read(&input(&plain), Select::From { done: 0, offset: 0 });
+        let first = read(
+            &input(&plain),
+            Select::From {
+                done: 0,
+                offset: 0,
+                skip: LineSet::default(),
+            },
+        );
         let Some(Item::Unit { place, .. }) = first.get(1) else {
             panic!("no second unit: {first:?}");
         };
@@ -482,10 +504,24 @@ mod tests {
                 Select::From {
                     done: 4,
                     offset: 21,
+                    skip: LineSet::default(),
                 },
             );
             assert_eq!(units(&items), [(5, "{\"c\":3}".to_string())], "{path:?}");
         }
+        // Lines finished out of order by an earlier run are skipped; the file still ends.
+        let mut skip = LineSet::default();
+        skip.insert(4);
+        let items = read(
+            &input(&plain),
+            Select::From {
+                done: 1,
+                offset: 0,
+                skip,
+            },
+        );
+        assert_eq!(units(&items).iter().map(|u| u.0).collect::<Vec<_>>(), [5]);
+        assert!(matches!(items.last(), Some(Item::End { lines: 5, .. })));
         let items = read(
             &input(&gz),
             Select::Only({
@@ -504,19 +540,42 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let doc = dir.path().join("b.json");
         std::fs::write(&doc, "{\n  \"resourceType\": \"Bundle\"\n}\n").expect("write");
-        let items = read(&input(&doc), Select::From { done: 0, offset: 0 });
+        let items = read(
+            &input(&doc),
+            Select::From {
+                done: 0,
+                offset: 0,
+                skip: LineSet::default(),
+            },
+        );
         assert_eq!(units(&items).len(), 1);
         assert_eq!(units(&items)[0].0, 1);
         let lines = dir.path().join("l.json");
         std::fs::write(&lines, "{\"a\":1}\n{\"b\":2}\n").expect("write");
         assert_eq!(
-            units(&read(&input(&lines), Select::From { done: 0, offset: 0 })).len(),
+            units(&read(
+                &input(&lines),
+                Select::From {
+                    done: 0,
+                    offset: 0,
+                    skip: LineSet::default()
+                }
+            ))
+            .len(),
             2
         );
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"a\":\n").expect("write");
         assert_eq!(
-            units(&read(&input(&bad), Select::From { done: 0, offset: 0 })).len(),
+            units(&read(
+                &input(&bad),
+                Select::From {
+                    done: 0,
+                    offset: 0,
+                    skip: LineSet::default()
+                }
+            ))
+            .len(),
             1
         );
     }
@@ -526,7 +585,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("x.ndjson");
         std::fs::write(&path, b"{\"a\":1}\n\xff\xfe\n{\"b\":2}\n").expect("write");
-        let items = read(&input(&path), Select::From { done: 0, offset: 0 });
+        let items = read(
+            &input(&path),
+            Select::From {
+                done: 0,
+                offset: 0,
+                skip: LineSet::default(),
+            },
+        );
         assert!(matches!(&items[1], Item::Broken { place, .. } if place.line == 2));
         assert_eq!(units(&items).len(), 2);
 
@@ -538,7 +604,14 @@ mod tests {
         let mut bytes = enc.finish().expect("gzip");
         bytes.truncate(bytes.len() / 2);
         std::fs::write(&gz, bytes).expect("write");
-        let items = read(&input(&gz), Select::From { done: 0, offset: 0 });
+        let items = read(
+            &input(&gz),
+            Select::From {
+                done: 0,
+                offset: 0,
+                skip: LineSet::default(),
+            },
+        );
         let broken: Vec<&Item> = items
             .iter()
             .filter(|i| matches!(i, Item::Broken { .. }))

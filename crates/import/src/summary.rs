@@ -67,6 +67,10 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 
 impl Summary {
     pub fn count_outcome(&mut self, resource_type: &str, outcome: &WriteOutcome) {
+        if matches!(outcome, WriteOutcome::StatePut) {
+            // The journal's own write: not a resource.
+            return;
+        }
         let c = self.entry(resource_type);
         match outcome {
             WriteOutcome::Created(_) => c.created += 1,
@@ -78,7 +82,9 @@ impl Summary {
                 version: Some(_), ..
             } => c.deleted += 1,
             // Deleting what is not there (any more) changes nothing.
-            WriteOutcome::Deleted { version: None, .. } => c.unchanged += 1,
+            WriteOutcome::Deleted { version: None, .. } | WriteOutcome::StatePut => {
+                c.unchanged += 1
+            }
         }
     }
 

@@ -92,6 +92,7 @@ async fn snapshot(store: &Arc<dyn Store>) -> BTreeSet<(String, String, i64, bool
                 since: None,
                 count: 500,
                 offset,
+                access: None,
             })
             .await
             .expect("history");
@@ -125,15 +126,47 @@ async fn read(store: &Arc<dyn Store>, ty: &str, id: &str) -> Value {
         .expect("JSON")
 }
 
-/// A store whose journal writes start failing after `left` of them: as if the import had been
-/// killed after committing some batches but before recording them in the journal.
-struct JournalCutOff {
+/// A store whose process "dies" (as with `kill -9`) the moment its transaction number `commits`
+/// (from 0) has committed: that transaction's caller and every later write get an error, so
+/// nothing the import does after that commit reaches the database.
+struct DiesAfterCommit {
     inner: Arc<dyn Store>,
-    left: std::sync::atomic::AtomicI64,
+    commits: i64,
+    started: std::sync::atomic::AtomicI64,
+    dead: std::sync::atomic::AtomicBool,
+    /// Transactions of the inner store not yet answered.
+    in_flight: std::sync::atomic::AtomicI64,
+}
+
+impl DiesAfterCommit {
+    fn new(inner: Arc<dyn Store>, commits: i64) -> Self {
+        DiesAfterCommit {
+            inner,
+            commits,
+            started: std::sync::atomic::AtomicI64::new(0),
+            dead: std::sync::atomic::AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// Waits until the transactions that reached the database before the "kill" are over
+    /// (committed or not), as they are once a killed process's connections are gone.
+    async fn settled(&self) {
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    fn alive(&self) -> store::Result<()> {
+        if self.dead.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable);
+        }
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
-impl Store for JournalCutOff {
+impl Store for DiesAfterCommit {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
@@ -155,8 +188,60 @@ impl Store for JournalCutOff {
     async fn scan(&self, q: &ScanQuery) -> store::Result<ScanPage> {
         self.inner.scan(q).await
     }
-    async fn transaction(&self, ops: Vec<WriteOp>) -> store::Result<Vec<WriteOutcome>> {
-        self.inner.transaction(ops).await
+    fn accounts(&self) -> &dyn store::AccountStore {
+        self.inner.accounts()
+    }
+    async fn append_audit(&self, records: Vec<store::AuditRecord>) -> store::Result<()> {
+        self.alive()?;
+        self.inner.append_audit(records).await
+    }
+    async fn audit_for_patient(
+        &self,
+        patient_id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> store::Result<store::AuditPage> {
+        self.inner
+            .audit_for_patient(patient_id, before, limit)
+            .await
+    }
+    async fn seal_audit(&self) -> store::Result<u64> {
+        self.inner.seal_audit().await
+    }
+    async fn audit_chain(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> store::Result<Vec<store::AuditEntry>> {
+        self.inner.audit_chain(after_seq, limit).await
+    }
+    async fn transaction_audited(
+        &self,
+        ops: Vec<WriteOp>,
+        audit: Option<&store::AuditContext>,
+    ) -> store::Result<Vec<WriteOutcome>> {
+        self.alive()?;
+        let n = self
+            .started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n > self.commits {
+            // Started after the fatal one: it never gets to the database, and its caller hears
+            // nothing before the process is gone.
+            while !self.dead.load(std::sync::atomic::Ordering::SeqCst) {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            return Err(StoreError::Unavailable);
+        }
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let result = self.inner.transaction_audited(ops, audit).await;
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if n == self.commits {
+            self.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(StoreError::Unavailable);
+        }
+        result
     }
     async fn insert_api_client(&self, c: &ApiClient) -> store::Result<()> {
         self.inner.insert_api_client(c).await
@@ -171,16 +256,24 @@ impl Store for JournalCutOff {
         self.inner.state_get(key).await
     }
     async fn state_put(&self, key: &str, value: &str) -> store::Result<()> {
-        if self.left.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) <= 0 {
-            return Err(StoreError::Database("killed (simulated)".into()));
-        }
+        self.alive()?;
         self.inner.state_put(key, value).await
     }
     async fn state_delete(&self, key: &str) -> store::Result<()> {
+        self.alive()?;
         self.inner.state_delete(key).await
     }
     async fn state_list(&self, prefix: &str) -> store::Result<Vec<(String, String)>> {
         self.inner.state_list(prefix).await
+    }
+    async fn state_compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> store::Result<bool> {
+        self.alive()?;
+        self.inner.state_compare_and_put(key, expected, value).await
     }
 }
 
@@ -566,9 +659,48 @@ async fn an_interrupted_import_resumes_after_the_journaled_lines() {
     }
 }
 
+/// Imports `lines` once per backend for reference; then, for every `commits` below `up_to`,
+/// into fresh stores with the import "killed" right after its transaction `commits` commits, and
+/// then again to the end: each must end with exactly the reference's versions, and leave no
+/// batch records behind. Answers how many imports were killed.
+async fn killed_after_each_commit_then_rerun(lines: &[Value], up_to: i64) -> usize {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = ndjson(dir.path(), "p.ndjson", lines);
+    let mut references = std::collections::HashMap::new();
+    for (backend, store) in stores().await {
+        let s = import(&store, &path).await;
+        assert_eq!(s.totals.rejected, 0, "{backend}: {:?}", s.rejections);
+        references.insert(backend, snapshot(&store).await);
+    }
+    let mut killed = 0;
+    for commits in 0..up_to {
+        for (backend, store) in stores().await {
+            let dying = Arc::new(DiesAfterCommit::new(store.clone(), commits));
+            // Past the last transaction nothing dies, and the import just finishes.
+            if import::import(dying.clone(), &options(&path))
+                .await
+                .is_err()
+            {
+                killed += 1;
+            }
+            dying.settled().await;
+            let rerun = import(&store, &path).await;
+            let after = snapshot(&store).await;
+            assert!(
+                after == references[backend],
+                "{backend}: killed after commit {commits}, the rerun ends with {} versions instead of {} ({rerun:?})",
+                after.len(),
+                references[backend].len()
+            );
+            let left = store.state_list("import/batch/").await.expect("state_list");
+            assert!(left.is_empty(), "{backend}: batch records left: {left:?}");
+        }
+    }
+    killed
+}
+
 #[tokio::test]
 async fn stopped_between_commit_and_journal_a_rerun_writes_no_extra_versions() {
-    let dir = tempfile::tempdir().expect("temp dir");
     // The same patients again and again, each time different: every line is a new version.
     let mut lines = Vec::new();
     for round in 0..4 {
@@ -576,33 +708,34 @@ async fn stopped_between_commit_and_journal_a_rerun_writes_no_extra_versions() {
             lines.push(patient(&format!("d{i}"), &format!("Round{round}")));
         }
     }
-    let path = ndjson(dir.path(), "p.ndjson", &lines);
-    let mut references = std::collections::HashMap::new();
-    for (backend, store) in stores().await {
-        import(&store, &path).await;
-        let reference = snapshot(&store).await;
-        assert_eq!(reference.len(), 32, "{backend}");
-        references.insert(backend, reference);
-    }
-    let mut stopped = 0;
-    for cut_after in 0..12 {
-        for (backend, store) in stores().await {
-            let cut: Arc<dyn Store> = Arc::new(JournalCutOff {
-                inner: store.clone(),
-                left: std::sync::atomic::AtomicI64::new(cut_after),
-            });
-            // Past the last journal write nothing is cut off, and the import just finishes.
-            if import::import(cut, &options(&path)).await.is_err() {
-                stopped += 1;
-            }
-            import(&store, &path).await;
-            assert!(
-                snapshot(&store).await == references[backend],
-                "{backend}: stopped after {cut_after} journal writes, the rerun ends elsewhere"
-            );
+    let killed = killed_after_each_commit_then_rerun(&lines, 12).await;
+    assert!(killed >= 12, "only {killed} imports were killed");
+}
+
+/// A batch Bundle whose two entries write `Patient/{id}` twice, differently.
+fn batch_writing_twice(id: &str, round: u32) -> Value {
+    let entry = |n: u32| {
+        json!({"resource": patient(id, &format!("Round{round}Entry{n}")),
+            "request": {"method": "PUT", "url": format!("Patient/{id}")}})
+    };
+    json!({"resourceType": "Bundle", "type": "batch", "entry": [entry(1), entry(2)]})
+}
+
+#[tokio::test]
+async fn killed_right_after_a_batch_commits_a_rerun_writes_no_extra_versions() {
+    // Every line writes one patient twice (so a line written again makes new versions), and
+    // later lines write the same patients again.
+    let mut lines = Vec::new();
+    for round in 0..3 {
+        for i in 0..3 {
+            lines.push(batch_writing_twice(&format!("w{i}"), round));
         }
     }
-    assert!(stopped >= 4, "only {stopped} imports were cut off");
+    lines.push(patient("w-last", "Last"));
+    // One line per transaction (two writes each, with batches of three; the last two lines
+    // share one): nine transactions.
+    let killed = killed_after_each_commit_then_rerun(&lines, 10).await;
+    assert!(killed >= 9, "only {killed} imports were killed");
 }
 
 /// A small deterministic generator for the garbage test (no dependency needed).

@@ -27,6 +27,8 @@ mod jwk;
 mod jws;
 #[cfg(test)]
 mod test_keys;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use auth_state::AuthState;
 pub use client::Client;

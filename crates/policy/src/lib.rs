@@ -51,6 +51,7 @@ mod decision;
 mod error;
 mod facts;
 mod feature;
+mod grant;
 mod labels;
 mod scopes;
 mod who;
@@ -62,6 +63,7 @@ pub use decision::{
 pub use error::PolicyError;
 pub use facts::{AgeRules, PatientFacts, ResourceFacts};
 pub use feature::{feature_of, type_class, Feature, FeatureSet, TypeClass};
+pub use grant::{feature_code, proxy_grant, PROXY_ACCESS_EXTENSION};
 pub use labels::{labels, Labels};
 pub use scopes::{Permissions, ScopeContext, ScopeGrant, Scopes};
 pub use who::{BreakGlass, IdentityLevel, ProxyGrant, Relationship, StaffRole, Subject, Who};

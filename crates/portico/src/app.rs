@@ -161,8 +161,13 @@ pub async fn serve_http(
         public_url: public_url.clone(),
         max_body_bytes: config.max_body_bytes,
         export_dir: config.export_dir.clone(),
+        trusted_proxy_hops: config.trusted_proxy_hops,
+        nhs_login: nhs_login(config)?,
         ..web::WebConfig::default()
     };
+    if let Some(nhs_login) = &web_config.nhs_login {
+        tracing::info!(issuer = nhs_login.issuer(), "sign-in with NHS login is on");
+    }
     let state = web::AppState::new(store, Arc::new(web_config))
         .await
         .map_err(|e| Error::Server(format!("could not start the web layer: {e}")))?;
@@ -171,6 +176,24 @@ pub async fn serve_http(
         .await
         .map_err(|e| Error::Server(format!("the HTTP server stopped: {e}")))?;
     Ok(())
+}
+
+/// NHS login's settings for the web layer, when configured; a client key that cannot sign stops
+/// the server here, before it serves anyone.
+fn nhs_login(config: &Config) -> Result<Option<web::signin::nhs_login::NhsLoginConfig>> {
+    let (Some(issuer), Some(client_id), Some(key)) = (
+        &config.oidc_issuer,
+        &config.oidc_client_id,
+        &config.oidc_key,
+    ) else {
+        return Ok(None);
+    };
+    let nhs_login = web::signin::nhs_login::NhsLoginConfig::new(issuer, client_id, key.expose())
+        .map_err(|message| Error::Config {
+            setting: config.name_of(Setting::OidcKey),
+            message,
+        })?;
+    Ok(Some(nhs_login))
 }
 
 pub async fn serve(config: Arc<Config>, create: bool) -> Result<()> {
@@ -183,6 +206,7 @@ pub async fn serve(config: Arc<Config>, create: bool) -> Result<()> {
     };
     // Checked before binding, so that a missing database is reported as such.
     check_sqlite_file(&config, if_missing)?;
+    nhs_login(&config)?;
     for setting in config.unused_settings() {
         tracing::warn!("{setting} is set, but the feature it configures arrives in a later release; it has no effect yet");
     }

@@ -38,9 +38,27 @@ pub enum Command {
     /// Write a synthetic region (trusts, GP practices, staff, patients and their records) as
     /// FHIR NDJSON files, one per resource type.
     Seed(SeedArgs),
-    /// Administration: API clients.
+    /// Administration: API clients, sign-in accounts, invitations.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit trail's chain of hashes from the first record to the last: exits 0 when
+    /// intact, 3 naming the first record found changed, removed or reordered. Prints the last
+    /// record's hash: keep it outside the database to detect records cut off the end later.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// Print one JSON object {"checked": …, "last_seq": …, "last_hash": …, "fault": …}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -130,7 +148,120 @@ pub enum AdminCommand {
     /// Register a system API client (OAuth2 client credentials). Its secret is printed once and
     /// stored only as a hash.
     CreateClient(CreateClientArgs),
+    /// Create a sign-in account for a patient, a proxy or staff. The password is read from
+    /// standard input (one line), so it never shows in the process list or shell history.
+    CreateAccount(CreateAccountArgs),
+    /// Make an invitation code for a patient to create their account with (sent by letter or
+    /// SMS). The code is printed once and stored only as a hash.
+    Invite(InviteArgs),
+    /// Register a SMART on FHIR app: a public client that signs people in with the
+    /// authorization code flow and PKCE, at the redirect URIs given.
+    CreateApp(CreateAppArgs),
 }
+
+/// Roles an account can have (`clerical` is an extension of the contract's four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Patient,
+    Proxy,
+    Clinician,
+    Clerical,
+    Admin,
+}
+
+impl RoleArg {
+    pub fn role(self) -> store::accounts::Role {
+        use store::accounts::Role;
+        match self {
+            RoleArg::Patient => Role::Patient,
+            RoleArg::Proxy => Role::Proxy,
+            RoleArg::Clinician => Role::Clinician,
+            RoleArg::Clerical => Role::Clerical,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = CREATE_ACCOUNT_HELP)]
+pub struct CreateAccountArgs {
+    /// What the account may do.
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// The name to sign in with (3 to 64 letters, digits, '.', '-', '_', '@', '+'; kept in
+    /// lower case).
+    #[arg(long, value_name = "U")]
+    pub username: String,
+    /// Read the password from standard input (one line). Required: passwords are never taken
+    /// as arguments.
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// Patient accounts: link to the Patient with this NHS number (it must exist) at identity
+    /// level P9, as an administrator vouches for the person.
+    #[arg(long, value_name = "N")]
+    pub nhs_number: Option<String>,
+    /// Proxy accounts (required): the RelatedPerson the proxy is.
+    #[arg(long, value_name = "ID")]
+    pub related_person: Option<String>,
+    /// Staff accounts: the ODS code of their organisation.
+    #[arg(long, value_name = "CODE")]
+    pub ods: Option<String>,
+    /// Staff accounts: the PractitionerRole they work as (it must exist).
+    #[arg(long, value_name = "ID")]
+    pub practitioner_role: Option<String>,
+    /// Turn on the authenticator-app second factor now and print its secret (base32), instead
+    /// of the person setting it up at first sign-in.
+    #[arg(long)]
+    pub with_totp: bool,
+    /// Print exactly one JSON object {"account_id": …[, "totp_secret": …]} on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const CREATE_ACCOUNT_HELP: &str = "\
+Example: printf '%s\\n' \"$PASSWORD\" | portico admin create-account --role clinician --username \
+j.smith --ods RX1 --password-stdin --with-totp --json
+
+Every account needs a second factor: without --with-totp the person sets up an authenticator \
+app right after their first password sign-in. A weak password (fewer than 12 characters, \
+common, containing the username, repetitive) is refused with exit status 2.";
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    /// The Patient (resource id) the invitation is for.
+    #[arg(long, value_name = "ID")]
+    pub patient: String,
+    /// Days until the code expires.
+    #[arg(long, value_name = "N", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub days: u32,
+    /// Print exactly one JSON object {"code": …, "expires": …} on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = CREATE_APP_HELP)]
+pub struct CreateAppArgs {
+    /// The app's name, as people will see it on the consent screen.
+    #[arg(long, value_name = "N")]
+    pub name: String,
+    /// A redirect URI the app may use, compared exactly (repeat the option for more): https,
+    /// or http on the loopback address (127.0.0.1, [::1], localhost).
+    #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+    pub redirect_uris: Vec<String>,
+    /// Print exactly one JSON object {"client_id": …} on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const CREATE_APP_HELP: &str = "\
+Example: portico admin create-app --name \"Health diary\" --redirect-uri \
+https://diary.example/callback --json
+
+The app is a public client: it has no secret and must use PKCE (S256). It asks for scopes such \
+as patient/*.read, openid fhirUser launch/patient offline_access; the person signing in sees \
+them on the consent screen and can disconnect the app later from their account.";
 
 #[derive(Debug, Args)]
 pub struct CreateClientArgs {
@@ -211,6 +342,54 @@ mod tests {
     }
 
     #[test]
+    fn create_account_takes_the_contract_flags_and_needs_password_stdin() {
+        let cli = Cli::try_parse_from([
+            "portico",
+            "admin",
+            "create-account",
+            "--role",
+            "patient",
+            "--username",
+            "u",
+            "--password-stdin",
+            "--nhs-number",
+            "9434765919",
+            "--with-totp",
+            "--json",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Admin(AdminCommand::CreateAccount(args)) => {
+                assert_eq!(args.role, RoleArg::Patient);
+                assert!(args.password_stdin && args.with_totp && args.json);
+                assert_eq!(args.nhs_number.as_deref(), Some("9434765919"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from([
+            "portico",
+            "admin",
+            "create-account",
+            "--role",
+            "admin",
+            "--username",
+            "u"
+        ])
+        .is_err());
+        assert!(Cli::try_parse_from([
+            "portico",
+            "admin",
+            "create-account",
+            "--role",
+            "superuser",
+            "--username",
+            "u",
+            "--password-stdin"
+        ])
+        .is_err());
+    }
+
+    #[test]
     fn force_needs_a_demo_path() {
         assert!(Cli::try_parse_from(["portico", "demo", "--force"]).is_err());
         let cli = Cli::try_parse_from([
@@ -230,5 +409,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn create_app_takes_a_name_and_repeated_redirect_uris() {
+        let cli = Cli::try_parse_from([
+            "portico",
+            "admin",
+            "create-app",
+            "--name",
+            "Diary",
+            "--redirect-uri",
+            "https://a.example/cb",
+            "--redirect-uri",
+            "http://127.0.0.1:7000/cb",
+            "--json",
+        ])
+        .expect("parse");
+        match cli.command {
+            Command::Admin(AdminCommand::CreateApp(args)) => {
+                assert_eq!(args.name, "Diary");
+                assert_eq!(
+                    args.redirect_uris,
+                    ["https://a.example/cb", "http://127.0.0.1:7000/cb"]
+                );
+                assert!(args.json);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["portico", "admin", "create-app", "--name", "Diary"]).is_err(),
+            "a redirect URI is required"
+        );
     }
 }

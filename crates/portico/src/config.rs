@@ -56,10 +56,11 @@ pub enum Setting {
     MaxBodyBytes,
     Log,
     ExportDir,
+    TrustedProxyHops,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 13] = [
+    pub const ALL: [Setting; 14] = [
         Setting::DatabaseUrl,
         Setting::HttpAddr,
         Setting::MllpAddr,
@@ -73,6 +74,7 @@ impl Setting {
         Setting::MaxBodyBytes,
         Setting::Log,
         Setting::ExportDir,
+        Setting::TrustedProxyHops,
     ];
 
     pub fn env(self) -> &'static str {
@@ -90,6 +92,7 @@ impl Setting {
             Setting::MaxBodyBytes => "PORTICO_MAX_BODY_BYTES",
             Setting::Log => "PORTICO_LOG",
             Setting::ExportDir => "PORTICO_EXPORT_DIR",
+            Setting::TrustedProxyHops => "PORTICO_TRUSTED_PROXY_HOPS",
         }
     }
 
@@ -108,6 +111,7 @@ impl Setting {
             Setting::MaxBodyBytes => "max_body_bytes",
             Setting::Log => "log",
             Setting::ExportDir => "export_dir",
+            Setting::TrustedProxyHops => "trusted_proxy_hops",
         }
     }
 }
@@ -311,6 +315,7 @@ struct FileConfig {
     max_body_bytes: Option<u64>,
     log: Option<String>,
     export_dir: Option<String>,
+    trusted_proxy_hops: Option<u64>,
 }
 
 impl FileConfig {
@@ -329,6 +334,7 @@ impl FileConfig {
             Setting::MaxBodyBytes => self.max_body_bytes.map(|n| n.to_string()),
             Setting::Log => self.log.clone(),
             Setting::ExportDir => self.export_dir.clone(),
+            Setting::TrustedProxyHops => self.trusted_proxy_hops.map(|n| n.to_string()),
         }
     }
 }
@@ -346,8 +352,11 @@ pub struct Config {
     pub smtp_url: Option<Secret<String>>,
     pub notify_url: Option<String>,
     pub notify_key: Option<Secret<String>>,
+    /// NHS login (OpenID Connect): all three or none ([`oidc_settings`]).
     pub oidc_issuer: Option<String>,
     pub oidc_client_id: Option<String>,
+    /// The client's private key as PEM text: `PORTICO_OIDC_KEY` itself when it starts with
+    /// `-----BEGIN`, else the content of the file it names.
     pub oidc_key: Option<Secret<String>>,
     pub max_body_bytes: usize,
     /// A `tracing` filter, e.g. `info` or `portico=debug,web=debug`.
@@ -356,6 +365,10 @@ pub struct Config {
     /// beside the SQLite database file, or in the system's temporary directory for PostgreSQL.
     /// With several servers on one PostgreSQL database it must be storage they all share.
     pub export_dir: PathBuf,
+    /// Proxies or load balancers in front that append the client's address to
+    /// `X-Forwarded-For` (0: clients connect directly); per-IP sign-in limits use the address
+    /// this many entries from the right.
+    pub trusted_proxy_hops: usize,
     file: Option<PathBuf>,
     from_file: BTreeSet<Setting>,
 }
@@ -414,6 +427,7 @@ impl Config {
         let max_body_bytes = raw(Setting::MaxBodyBytes);
         let log = raw(Setting::Log);
         let export_dir = raw(Setting::ExportDir);
+        let trusted_proxy_hops = raw(Setting::TrustedProxyHops);
 
         let name = |setting: Setting| -> String {
             let origin = origins
@@ -454,10 +468,12 @@ impl Config {
             .map(|u| parse_http_url(&u, "https://api.notifications.service.gov.uk"))
             .transpose()
             .map_err(|m| bad(Setting::NotifyUrl, m))?;
-        let oidc_issuer = oidc_issuer
-            .map(|u| parse_http_url(&u, "https://auth.login.nhs.uk"))
-            .transpose()
-            .map_err(|m| bad(Setting::OidcIssuer, m))?;
+        let (oidc_issuer, oidc_client_id, oidc_key) =
+            match oidc_settings(oidc_issuer, oidc_client_id, oidc_key) {
+                Ok(Some((issuer, client_id, key))) => (Some(issuer), Some(client_id), Some(key)),
+                Ok(None) => (None, None, None),
+                Err((setting, message)) => return Err(bad(setting, message)),
+            };
         let max_body_bytes = match max_body_bytes {
             None => default_max_body_bytes(),
             Some(v) => v
@@ -472,6 +488,23 @@ impl Config {
                             "{:?} is not a size in bytes of at least 1024; e.g. {}",
                             v.chars().take(40).collect::<String>(),
                             default_max_body_bytes()
+                        ),
+                    )
+                })?,
+        };
+        let trusted_proxy_hops = match trusted_proxy_hops {
+            None => 0,
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 10)
+                .ok_or_else(|| {
+                    bad(
+                        Setting::TrustedProxyHops,
+                        format!(
+                            "{:?} is not a number of proxies from 0 to 10; use 1 behind one load balancer that appends to X-Forwarded-For",
+                            v.chars().take(40).collect::<String>()
                         ),
                     )
                 })?,
@@ -511,10 +544,11 @@ impl Config {
             notify_key: notify_key.map(Secret::new),
             oidc_issuer,
             oidc_client_id,
-            oidc_key: oidc_key.map(Secret::new),
+            oidc_key,
             max_body_bytes,
             log,
             export_dir,
+            trusted_proxy_hops,
             file: file.map(Path::to_path_buf),
             from_file,
         })
@@ -554,11 +588,65 @@ impl Config {
         if self.notify_url.is_some() || self.notify_key.is_some() {
             unused.push(Setting::NotifyUrl.env());
         }
-        if self.oidc_issuer.is_some() || self.oidc_client_id.is_some() || self.oidc_key.is_some() {
-            unused.push(Setting::OidcIssuer.env());
-        }
         unused
     }
+}
+
+/// NHS login's three settings, checked: all three or none (None: sign-in with NHS login is
+/// off). The issuer must be an absolute http(s) URL; the key is the PEM itself (starting with
+/// `-----BEGIN`) or the path of a PEM file, read now. Whether the key can sign is checked when
+/// the server starts (`web::signin::nhs_login::NhsLoginConfig`). No message quotes the key, nor
+/// even the value of `PORTICO_OIDC_KEY`, which may be the key mistyped.
+fn oidc_settings(
+    issuer: Option<String>,
+    client_id: Option<String>,
+    key: Option<String>,
+) -> std::result::Result<Option<(String, String, Secret<String>)>, (Setting, String)> {
+    let (issuer, client_id, key) = match (issuer, client_id, key) {
+        (None, None, None) => return Ok(None),
+        (Some(issuer), Some(client_id), Some(key)) => (issuer, client_id.trim().to_string(), key),
+        (issuer, client_id, _) => {
+            let missing = if issuer.is_none() {
+                Setting::OidcIssuer
+            } else if client_id.is_none() {
+                Setting::OidcClientId
+            } else {
+                Setting::OidcKey
+            };
+            return Err((
+                missing,
+                format!(
+                    "not set; sign-in with NHS login needs {}, {} and {} together (or none of them, to leave it off)",
+                    Setting::OidcIssuer.env(),
+                    Setting::OidcClientId.env(),
+                    Setting::OidcKey.env()
+                ),
+            ));
+        }
+    };
+    let issuer = parse_http_url(&issuer, "https://auth.login.nhs.uk")
+        .map_err(|m| (Setting::OidcIssuer, m))?;
+    let key = read_oidc_key(&key).map_err(|m| (Setting::OidcKey, m))?;
+    Ok(Some((issuer, client_id, Secret::new(key))))
+}
+
+/// The PEM text of the client key: `value` itself, or the content of the file it names.
+fn read_oidc_key(value: &str) -> std::result::Result<String, String> {
+    const PEM_START: &str = "-----BEGIN";
+    if value.trim_start().starts_with(PEM_START) {
+        return Ok(value.to_string());
+    }
+    let text = std::fs::read_to_string(value.trim()).map_err(|e| {
+        format!(
+            "cannot read the key file it names ({e}); give the path of a PEM file holding the client's RSA private key, or the PEM itself (starting with {PEM_START})"
+        )
+    })?;
+    if !text.trim_start().starts_with(PEM_START) {
+        return Err(format!(
+            "the file it names is not PEM (it does not start with {PEM_START}); give the client's RSA private key in PEM (PKCS#8 or PKCS#1)"
+        ));
+    }
+    Ok(text)
 }
 
 /// `portico-export` beside a SQLite database file; for PostgreSQL, in the temporary directory.
@@ -758,6 +846,25 @@ mod tests {
     }
 
     #[test]
+    fn trusted_proxy_hops_default_to_none_and_are_a_small_number() {
+        let config = Config::load(None, env_of(&[])).expect("config");
+        assert_eq!(config.trusted_proxy_hops, 0);
+        let config =
+            Config::load(None, env_of(&[("PORTICO_TRUSTED_PROXY_HOPS", "1")])).expect("config");
+        assert_eq!(config.trusted_proxy_hops, 1);
+        for bad in ["-1", "eleven", "11"] {
+            let e = config_error(Config::load(
+                None,
+                env_of(&[("PORTICO_TRUSTED_PROXY_HOPS", bad)]),
+            ));
+            assert!(
+                e.to_string().starts_with("PORTICO_TRUSTED_PROXY_HOPS: "),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn derived_public_url_uses_the_bound_port_and_a_reachable_host() {
         let config =
             Config::load(None, env_of(&[("PORTICO_HTTP_ADDR", "0.0.0.0:0")])).expect("config");
@@ -882,7 +989,9 @@ mod tests {
             None,
             env_of(&[
                 ("PORTICO_NOTIFY_KEY", "notify-key-123"),
-                ("PORTICO_OIDC_KEY", "oidc-key-456"),
+                ("PORTICO_OIDC_ISSUER", "https://auth.login.nhs.uk"),
+                ("PORTICO_OIDC_CLIENT_ID", "portico"),
+                ("PORTICO_OIDC_KEY", FAKE_PEM),
                 ("PORTICO_SMTP_URL", "smtp://mail:smtppw@mail.example"),
                 ("PORTICO_DATABASE_URL", "postgres://u:dbpw@h/db"),
             ]),
@@ -897,6 +1006,105 @@ mod tests {
             config.notify_key.as_ref().map(|s| s.expose().as_str()),
             Some("notify-key-123")
         );
+    }
+
+    /// PEM-shaped, not a key: whether a key can sign is the web layer's check, at serve.
+    const FAKE_PEM: &str = "-----BEGIN PRIVATE KEY-----\noidc-key-456\n-----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn nhs_login_settings_are_all_three_or_none() {
+        let config = Config::load(None, env_of(&[])).expect("none");
+        assert!(config.oidc_issuer.is_none() && config.oidc_client_id.is_none());
+        assert!(config.oidc_key.is_none());
+        let all = [
+            ("PORTICO_OIDC_ISSUER", "https://auth.login.nhs.uk/"),
+            ("PORTICO_OIDC_CLIENT_ID", " portico "),
+            ("PORTICO_OIDC_KEY", FAKE_PEM),
+        ];
+        let config = Config::load(None, env_of(&all)).expect("all three");
+        assert_eq!(
+            config.oidc_issuer.as_deref(),
+            Some("https://auth.login.nhs.uk")
+        );
+        assert_eq!(config.oidc_client_id.as_deref(), Some("portico"));
+        assert_eq!(
+            config.oidc_key.as_ref().map(|k| k.expose().as_str()),
+            Some(FAKE_PEM)
+        );
+        // Every incomplete combination names the first setting missing, in one line.
+        for (given, missing) in [
+            (&all[..1], "PORTICO_OIDC_CLIENT_ID"),
+            (&all[..2], "PORTICO_OIDC_KEY"),
+            (&all[1..], "PORTICO_OIDC_ISSUER"),
+            (&all[2..], "PORTICO_OIDC_ISSUER"),
+            (&[all[0], all[2]][..], "PORTICO_OIDC_CLIENT_ID"),
+        ] {
+            let e = config_error(Config::load(None, env_of(given)));
+            let message = e.to_string();
+            assert!(
+                message.starts_with(&format!("{missing}: not set; sign-in with NHS login needs PORTICO_OIDC_ISSUER, PORTICO_OIDC_CLIENT_ID and PORTICO_OIDC_KEY together")),
+                "{given:?}: {message}"
+            );
+            assert!(!message.contains('\n') && !message.contains("oidc-key-456"));
+            assert_eq!(e.exit_code(), 2);
+        }
+        // The file's keys count as much as the environment.
+        let (_dir, path) = file_with(
+            "oidc_issuer = \"https://auth.login.nhs.uk\"\noidc_client_id = \"portico\"\n",
+        );
+        let e = config_error(Config::load(Some(&path), env_of(&[])));
+        assert!(
+            e.to_string().starts_with("PORTICO_OIDC_KEY: not set"),
+            "{e}"
+        );
+        let config = Config::load(Some(&path), env_of(&all[2..])).expect("file and environment");
+        assert_eq!(config.oidc_client_id.as_deref(), Some("portico"));
+        let e = config_error(Config::load(
+            None,
+            env_of(&[all[1], all[2], ("PORTICO_OIDC_ISSUER", "auth.login.nhs.uk")]),
+        ));
+        assert!(e.to_string().starts_with("PORTICO_OIDC_ISSUER: "), "{e}");
+    }
+
+    #[test]
+    fn the_nhs_login_key_is_the_pem_itself_or_the_file_it_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pem_file = dir.path().join("client.pem");
+        std::fs::write(&pem_file, FAKE_PEM).expect("write key");
+        let not_pem = dir.path().join("client.txt");
+        std::fs::write(&not_pem, "oidc-key-456").expect("write key");
+        let with_key = |key: &str| {
+            Config::load(
+                None,
+                env_of(&[
+                    ("PORTICO_OIDC_ISSUER", "https://auth.login.nhs.uk"),
+                    ("PORTICO_OIDC_CLIENT_ID", "portico"),
+                    ("PORTICO_OIDC_KEY", key),
+                ]),
+            )
+        };
+        let config = with_key(&pem_file.display().to_string()).expect("a PEM file");
+        assert_eq!(
+            config.oidc_key.as_ref().map(|k| k.expose().as_str()),
+            Some(FAKE_PEM)
+        );
+        let e = config_error(with_key(&not_pem.display().to_string()));
+        assert!(
+            e.to_string()
+                .starts_with("PORTICO_OIDC_KEY: the file it names is not PEM"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("oidc-key-456"), "{e}");
+        // A key pasted without its PEM lines is taken for a path, and not echoed.
+        let e = config_error(with_key(
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC",
+        ));
+        let message = e.to_string();
+        assert!(
+            message.starts_with("PORTICO_OIDC_KEY: cannot read the key file it names"),
+            "{message}"
+        );
+        assert!(!message.contains("MIIEvQ"), "{message}");
     }
 
     #[test]

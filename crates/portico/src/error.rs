@@ -7,6 +7,8 @@ use std::path::PathBuf;
 pub const EXIT_CONFIG: i32 = 2;
 /// Exit status for a failure at run time (database unreachable, port in use, …).
 pub const EXIT_RUNTIME: i32 = 1;
+/// `portico audit verify` found the audit trail altered.
+pub const EXIT_TAMPERED: i32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -34,6 +36,10 @@ pub enum Error {
     #[error("database error: {0}")]
     Store(#[from] store::StoreError),
 
+    /// The audit trail's chain of hashes is broken: a record was changed, removed or reordered.
+    #[error("the audit trail has been tampered with: {0}")]
+    Tampered(String),
+
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -54,6 +60,7 @@ impl Error {
             | Error::Store(_)
             | Error::Io { .. }
             | Error::Server(_) => EXIT_RUNTIME,
+            Error::Tampered(_) => EXIT_TAMPERED,
         }
     }
 

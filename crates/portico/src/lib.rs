@@ -1,7 +1,10 @@
 //! The `portico` binary as a library: command line, configuration, wiring and demo data.
 //! `main.rs` only parses the command line and turns an [`Error`] into one line and an exit code.
 
+pub mod accounts;
 pub mod app;
+pub mod apps;
+pub mod audit_trail;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -9,7 +12,7 @@ pub mod error;
 
 use std::sync::Arc;
 
-use cli::{AdminCommand, Cli, Command};
+use cli::{AdminCommand, AuditCommand, Cli, Command};
 use config::Config;
 pub use error::{Error, Result};
 
@@ -41,7 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
             Command::Admin(AdminCommand::CreateClient(args)) => {
                 app::create_client(config, args).await
             }
+            Command::Admin(AdminCommand::CreateAccount(args)) => {
+                accounts::create_account(config, args).await
+            }
+            Command::Admin(AdminCommand::Invite(args)) => accounts::invite(config, args).await,
+            Command::Admin(AdminCommand::CreateApp(args)) => apps::create_app(config, args).await,
             Command::Import(args) => app::import(config, args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit_trail::verify(config, args).await,
             Command::Seed(args) => app::seed(&args),
         }
     })

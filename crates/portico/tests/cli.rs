@@ -601,3 +601,389 @@ async fn demo_seeds_a_region_and_serves_it_with_the_printed_credentials() {
         "{line}"
     );
 }
+
+// ----- admin create-account and invite -----
+
+/// `portico admin ARGS…` with `stdin` piped in, against `db_url`.
+fn admin_with_stdin(dir: &Path, db_url: &str, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = portico(dir)
+        .env("PORTICO_DATABASE_URL", db_url)
+        .arg("admin")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start portico");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("portico finished")
+}
+
+fn migrated(dir: &Path) -> String {
+    let url = sqlite_url(dir, "accounts.db");
+    let out = run(portico(dir)
+        .env("PORTICO_DATABASE_URL", &url)
+        .arg("migrate"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    url
+}
+
+fn json_object(out: &Output) -> serde_json::Map<String, Value> {
+    let text = stdout(out);
+    let value: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {text:?}"));
+    value.as_object().expect("an object").clone()
+}
+
+const GOOD_PASSWORD: &str = "lantern cobalt meadow 31";
+
+#[tokio::test]
+async fn create_account_with_totp_prints_a_secret_that_verifies() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = migrated(dir.path());
+    let out = admin_with_stdin(
+        dir.path(),
+        &url,
+        &[
+            "create-account",
+            "--role",
+            "admin",
+            "--username",
+            "Ops.Admin",
+            "--password-stdin",
+            "--with-totp",
+            "--json",
+        ],
+        &format!("{GOOD_PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let object = json_object(&out);
+    assert_eq!(object.len(), 2, "{object:?}");
+    let id = object["account_id"].as_str().expect("account_id");
+    let secret_text = object["totp_secret"].as_str().expect("totp_secret");
+    let secret = identity::totp::Secret::from_base32(secret_text).expect("base32 secret");
+    let now = chrono::Utc::now().timestamp();
+    let code = identity::totp::code_at(&secret, now).expect("code");
+    assert!(identity::totp::verify(&secret, &code, now, None).is_ok());
+
+    let store = common::open(&url).await;
+    let account = store
+        .accounts()
+        .account_by_id(id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(account.username, "ops.admin");
+    assert_eq!(account.role, store::accounts::Role::Admin);
+    assert_eq!(account.totp_secret.as_deref(), Some(secret_text));
+    let hash = account.password_hash.expect("a password hash");
+    let policy = identity::password::PasswordPolicy::portico();
+    assert!(matches!(
+        policy.verify(GOOD_PASSWORD, &hash),
+        identity::password::Verification::Valid {
+            needs_rehash: false
+        }
+    ));
+
+    // Without --with-totp there is no secret, and the human form says what comes next.
+    let out = admin_with_stdin(
+        dir.path(),
+        &url,
+        &[
+            "create-account",
+            "--role",
+            "clinician",
+            "--username",
+            "dr.who",
+            "--ods",
+            "rx1",
+            "--password-stdin",
+        ],
+        GOOD_PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("authenticator app at their first sign-in"));
+    let staff = store
+        .accounts()
+        .account_by_username("dr.who")
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(staff.ods_code.as_deref(), Some("RX1"));
+    assert_eq!(staff.totp_secret, None);
+}
+
+#[test]
+fn create_account_refuses_weak_passwords_and_wrong_links_with_exit_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = migrated(dir.path());
+    let cases: [(&[&str], &str, &str); 7] = [
+        (
+            &["--role", "patient", "--username", "weak"],
+            "password123\n",
+            "--password-stdin: the password is not accepted",
+        ),
+        (
+            &["--role", "patient", "--username", "empty"],
+            "\n",
+            "standard input gave no password",
+        ),
+        (
+            &[
+                "--role",
+                "patient",
+                "--username",
+                "pat",
+                "--nhs-number",
+                "9434765918",
+            ],
+            GOOD_PASSWORD,
+            "--nhs-number: not a valid NHS number",
+        ),
+        (
+            &[
+                "--role",
+                "patient",
+                "--username",
+                "pat",
+                "--nhs-number",
+                "9434765919",
+            ],
+            GOOD_PASSWORD,
+            "--nhs-number: no patient with that NHS number",
+        ),
+        (
+            &["--role", "proxy", "--username", "carer"],
+            GOOD_PASSWORD,
+            "--role proxy needs --related-person",
+        ),
+        (
+            &[
+                "--role",
+                "proxy",
+                "--username",
+                "carer",
+                "--related-person",
+                "nope",
+            ],
+            GOOD_PASSWORD,
+            "no RelatedPerson with that id",
+        ),
+        (
+            &["--role", "admin", "--username", "a b"],
+            GOOD_PASSWORD,
+            "--username: the username must be",
+        ),
+    ];
+    for (args, stdin, want) in cases {
+        let mut all = vec!["create-account", "--password-stdin"];
+        all.extend_from_slice(args);
+        let out = admin_with_stdin(dir.path(), &url, &all, stdin);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(line.contains(want), "{args:?}: {line}");
+        assert!(
+            !line.contains(stdin.trim()) || stdin.trim().is_empty(),
+            "the password is not echoed"
+        );
+    }
+    // A username already taken.
+    let args = [
+        "create-account",
+        "--role",
+        "admin",
+        "--username",
+        "twice",
+        "--password-stdin",
+    ];
+    assert!(admin_with_stdin(dir.path(), &url, &args, GOOD_PASSWORD)
+        .status
+        .success());
+    let out = admin_with_stdin(dir.path(), &url, &args, GOOD_PASSWORD);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("already exists"));
+}
+
+fn import_patient(dir: &Path, url: &str) -> String {
+    let data = dir.join("Patient.ndjson");
+    std::fs::write(
+        &data,
+        r#"{"resourceType":"Patient","id":"pat-1","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"birthDate":"1984-03-05"}"#,
+    )
+    .expect("write data");
+    common::import_json(dir, url, &data, &[]);
+    "pat-1".to_string()
+}
+
+#[tokio::test]
+async fn create_account_links_a_patient_by_nhs_number_at_p9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = migrated(dir.path());
+    let patient = import_patient(dir.path(), &url);
+    let out = admin_with_stdin(
+        dir.path(),
+        &url,
+        &[
+            "create-account",
+            "--role",
+            "patient",
+            "--username",
+            "patient1",
+            "--nhs-number",
+            "943 476 5919",
+            "--password-stdin",
+            "--json",
+        ],
+        GOOD_PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let object = json_object(&out);
+    assert_eq!(object.len(), 1, "no totp_secret without --with-totp");
+    let store = common::open(&url).await;
+    let account = store
+        .accounts()
+        .account_by_nhs_number("9434765919")
+        .await
+        .expect("read")
+        .expect("linked");
+    assert_eq!(account.patient_id.as_deref(), Some(patient.as_str()));
+    assert_eq!(account.identity_level, store::accounts::IdentityLevel::P9);
+    assert_eq!(
+        Some(account.account_id.as_str()),
+        object["account_id"].as_str()
+    );
+}
+
+#[tokio::test]
+async fn invite_prints_a_code_stored_only_as_its_hash() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = migrated(dir.path());
+    let patient = import_patient(dir.path(), &url);
+    let out = run(portico(dir.path()).env("PORTICO_DATABASE_URL", &url).args([
+        "admin",
+        "invite",
+        "--patient",
+        &patient,
+        "--json",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let object = json_object(&out);
+    assert_eq!(object.len(), 2, "{object:?}");
+    let code = object["code"].as_str().expect("code");
+    assert_eq!(code.len(), 14, "{code}");
+    assert_eq!(code.as_bytes()[4], b'-');
+    let expires = object["expires"].as_str().expect("expires");
+    let expires = chrono::DateTime::parse_from_rfc3339(expires).expect("RFC 3339");
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{days}");
+    let hash = identity::invitation::hash(code).expect("a valid code");
+    let store = common::open(&url).await;
+    let stored = store
+        .accounts()
+        .invitation(&hash)
+        .await
+        .expect("read")
+        .expect("stored under its hash");
+    assert_eq!(stored.patient_id, patient);
+    assert_eq!(stored.used_at, None);
+
+    let out = run(portico(dir.path()).env("PORTICO_DATABASE_URL", &url).args([
+        "admin",
+        "invite",
+        "--patient",
+        "nobody",
+        "--json",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(error_line(&out).contains("no Patient with that id"));
+}
+
+#[test]
+fn nhs_login_settings_that_cannot_work_stop_serve_with_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = |vars: &[(&str, &str)]| {
+        let mut cmd = portico(dir.path());
+        cmd.env("PORTICO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+        for (name, value) in vars {
+            cmd.env(name, value);
+        }
+        run(cmd.args(["serve", "--create"]))
+    };
+    let issuer = ("PORTICO_OIDC_ISSUER", "https://auth.login.nhs.uk");
+    let client_id = ("PORTICO_OIDC_CLIENT_ID", "portico");
+
+    let out = serve(&[issuer]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(
+        line.starts_with("error: PORTICO_OIDC_CLIENT_ID: not set; sign-in with NHS login needs PORTICO_OIDC_ISSUER, PORTICO_OIDC_CLIENT_ID and PORTICO_OIDC_KEY together"),
+        "{line}"
+    );
+
+    // PEM-shaped but no key: refused before the database is created or the port bound.
+    let not_a_key = "-----BEGIN PRIVATE KEY-----\nbm90LWEta2V5\n-----END PRIVATE KEY-----\n";
+    let out = serve(&[issuer, client_id, ("PORTICO_OIDC_KEY", not_a_key)]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let line = error_line(&out);
+    assert!(line.starts_with("error: PORTICO_OIDC_KEY: "), "{line}");
+    assert!(!stderr(&out).contains("bm90LWEta2V5"), "{}", stderr(&out));
+    assert!(!dir.path().join("portico.db").exists(), "serve went on");
+}
+
+// ----- admin create-app -----
+
+#[tokio::test]
+async fn create_app_registers_a_public_client_and_refuses_unsafe_redirect_uris() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = migrated(dir.path());
+    let out = run(portico(dir.path()).env("PORTICO_DATABASE_URL", &url).args([
+        "admin",
+        "create-app",
+        "--name",
+        "Health diary",
+        "--redirect-uri",
+        "https://diary.example/callback",
+        "--redirect-uri",
+        "http://127.0.0.1:7000/cb",
+        "--json",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let object = json_object(&out);
+    assert_eq!(object.len(), 1, "{object:?}");
+    let client_id = object["client_id"].as_str().expect("client_id");
+    let store = common::open(&url).await;
+    let app = store
+        .accounts()
+        .smart_app(client_id)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(app.name, "Health diary");
+    assert_eq!(
+        app.redirect_uris,
+        ["https://diary.example/callback", "http://127.0.0.1:7000/cb"]
+    );
+
+    for bad in ["http://diary.example/callback", "https://diary.example/cb#x"] {
+        let out = run(portico(dir.path()).env("PORTICO_DATABASE_URL", &url).args([
+            "admin",
+            "create-app",
+            "--name",
+            "Leaky",
+            "--redirect-uri",
+            bad,
+            "--json",
+        ]));
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        let line = error_line(&out);
+        assert!(line.contains("--redirect-uri"), "{line}");
+        assert!(
+            line.contains("must be https, or http on the loopback address"),
+            "{line}"
+        );
+        assert!(stdout(&out).is_empty(), "nothing on stdout for {bad}");
+    }
+}

@@ -36,6 +36,7 @@ async fn snapshot(store: &dyn Store) -> BTreeSet<(String, String, i64, bool, Str
                 since: None,
                 count: 1000,
                 offset,
+                access: None,
             })
             .await
             .expect("history");

@@ -7,6 +7,10 @@
 //! so concurrent updates with the same `If-Match` serialise and one of them wins, and
 //! conditional writes take a transaction-scoped advisory lock on their criteria.
 
+mod accounts;
+mod reindex;
+mod audit;
+
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -69,6 +73,8 @@ impl Default for PgOptions {
 /// The PostgreSQL store.
 pub struct PgStore {
     pool: PgPool,
+    /// Commits audit records of concurrent requests together, and seals the trail.
+    audit: audit::Appender,
     /// The latest `last_updated` this instance handed out (epoch ms), so that its writes never
     /// go back in time even if the system clock does.
     clock: AtomicI64,
@@ -193,12 +199,16 @@ impl PgStore {
             .run(&mut conn)
             .await
             .map_err(|e| migrate_error(e, target))?;
+        reindex::run(&mut conn, false)
+            .await
+            .map_err(|e| target.error(format!("rebuilding the access index failed: {e}")))?;
         let _ = conn.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .connect_lazy_with(target.options.clone());
         Ok(PgStore {
+            audit: audit::Appender::start(pool.clone()),
             pool,
             clock: AtomicI64::new(0),
             database: target.database().to_string(),
@@ -240,6 +250,10 @@ impl PgStore {
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn accounts(&self) -> &dyn store::AccountStore {
+        self
     }
 
     async fn ping(&self) -> Result<()> {
@@ -302,7 +316,35 @@ impl Store for PgStore {
         store::scan::scan(&mut PgRead(&mut conn), &PostgresDialect, query).await
     }
 
-    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>> {
+    async fn append_audit(&self, records: Vec<store::AuditRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.audit.append(records).await
+    }
+
+    async fn audit_for_patient(
+        &self,
+        patient_id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<store::AuditPage> {
+        audit::for_patient(&self.pool, patient_id, before, limit).await
+    }
+
+    async fn seal_audit(&self) -> Result<u64> {
+        audit::seal(&self.pool).await
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: usize) -> Result<Vec<store::AuditEntry>> {
+        audit::chain(&self.pool, after_seq, limit).await
+    }
+
+    async fn transaction_audited(
+        &self,
+        ops: Vec<WriteOp>,
+        audit: Option<&store::AuditContext>,
+    ) -> Result<Vec<WriteOutcome>> {
         // A transaction reads the clock when it starts, but may then wait for a row that another
         // one (started later, or on an instance whose clock is ahead) writes with a later
         // instant. Writing after it with our earlier instant would take the resource back in
@@ -324,7 +366,7 @@ impl Store for PgStore {
                 }
             }
             let now = self.next_instant(not_before)?;
-            match store::write::apply(&mut tx, &PostgresDialect, ops.clone(), now).await {
+            match store::write::apply(&mut tx, &PostgresDialect, ops.clone(), now, audit).await {
                 Ok(outcomes) => {
                     tx.tx.commit().await.map_err(db_err)?;
                     return Ok(outcomes);
@@ -404,17 +446,14 @@ impl Store for PgStore {
     }
 
     async fn state_put(&self, key: &str, value: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO server_state (name, value, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(fhir::datetime::now_millis().timestamp_millis())
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(db_err)
+        sqlx::query(PUT_STATE)
+            .bind(key)
+            .bind(value)
+            .bind(fhir::datetime::now_millis().timestamp_millis())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
     }
 
     async fn state_delete(&self, key: &str) -> Result<()> {
@@ -443,6 +482,41 @@ impl Store for PgStore {
                 ))
             })
             .collect()
+    }
+
+    async fn state_compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool> {
+        let now = fhir::datetime::now_millis().timestamp_millis();
+        // Under READ COMMITTED a racing UPDATE waits for the first one's row lock and then
+        // checks its condition again against the row as committed, so exactly one of several
+        // swaps from the same value wins; a racing INSERT waits and then does nothing.
+        let query = match expected {
+            Some(old) => sqlx::query(
+                "UPDATE server_state SET value = $2, updated_at = $3 WHERE name = $1 AND value = $4",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now)
+            .bind(old),
+            None => sqlx::query(
+                "INSERT INTO server_state (name, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .bind(now),
+        };
+        let done = query.execute(&self.pool).await.map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn reindex_access(&self) -> Result<u64> {
+        let mut conn = self.acquire().await?;
+        Ok(reindex::run(&mut conn, true).await?.unwrap_or(0))
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {
@@ -760,10 +834,18 @@ impl ReadConn for PgTx {
     }
 }
 
+/// Puts a `server_state` row: `$1` name, `$2` value, `$3` epoch milliseconds.
+const PUT_STATE: &str = "INSERT INTO server_state (name, value, updated_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
 const CURRENT_FOR_UPDATE: &str = "SELECT res_type, res_id, version_id, last_updated, deleted, content FROM resources WHERE res_type = $1 AND res_id = $2 FOR UPDATE";
 
 #[async_trait]
 impl WriteTx for PgTx {
+    async fn append_audit(&mut self, records: &[store::AuditRecord]) -> Result<()> {
+        audit::insert(&mut *self.tx, records).await
+    }
+
     async fn current(&mut self, resource_type: &str, id: &str) -> Result<Option<ResourceVersion>> {
         let locked = sqlx::query(CURRENT_FOR_UPDATE)
             .bind(resource_type)
@@ -871,6 +953,17 @@ impl WriteTx for PgTx {
             .await
             .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn put_state(&mut self, key: &str, value: &str) -> Result<()> {
+        sqlx::query(PUT_STATE)
+            .bind(key)
+            .bind(value)
+            .bind(fhir::datetime::now_millis().timestamp_millis())
+            .execute(&mut *self.tx)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
     }
 }
 

@@ -297,6 +297,7 @@ async fn sixteen_concurrent_updates_with_the_same_if_match_one_wins() {
             since: None,
             count: 50,
             offset: 0,
+            access: None,
         })
         .await
         .expect("history");
@@ -518,6 +519,7 @@ async fn history_lists_versions_newest_first_by_instance_type_and_system() {
         since: None,
         count: 10,
         offset: 0,
+        access: None,
     };
     let page = store.history(&instance).await.expect("instance history");
     assert_eq!(page.total, 3);
@@ -545,6 +547,7 @@ async fn history_lists_versions_newest_first_by_instance_type_and_system() {
             since: None,
             count: 10,
             offset: 0,
+            access: None,
         })
         .await
         .expect("type history");
@@ -557,6 +560,7 @@ async fn history_lists_versions_newest_first_by_instance_type_and_system() {
             since: None,
             count: 10,
             offset: 0,
+            access: None,
         })
         .await
         .expect("system history");
@@ -570,6 +574,7 @@ async fn history_lists_versions_newest_first_by_instance_type_and_system() {
             since: Some(newest),
             count: 10,
             offset: 0,
+            access: None,
         })
         .await
         .expect("history since");
@@ -887,6 +892,7 @@ async fn a_failing_entry_rolls_back_the_whole_transaction() {
             since: None,
             count: 10,
             offset: 0,
+            access: None,
         })
         .await
         .expect("history");
@@ -1258,4 +1264,64 @@ async fn connect_to_a_missing_database_or_unknown_user_says_what_to_do() {
     );
     assert!(msg.contains("check the user and password"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_take_a_code_once_and_count_every_rate_limit_hit() {
+    let test = "two_instances_take_a_code_once_and_count_every_rate_limit_hit";
+    let Some(a) = fresh(test).await else {
+        return;
+    };
+    let Some(admin) = admin_url(test) else {
+        return;
+    };
+    let b = PgStore::connect(&url_for_database(&admin, a.database()))
+        .await
+        .expect("a second instance on the same database");
+    store::contract::two_instances_take_once_and_count_every_hit(a, Arc::new(b)).await;
+}
+
+/// A database whose access index was built by other rules (or, migrated forward, never built)
+/// is rebuilt when a server connects; one recorded as current is left alone.
+#[tokio::test]
+async fn connecting_rebuilds_an_access_index_built_by_other_rules() {
+    use store::contract::{access_index_is_complete, store_data_from_before_the_access_index};
+    let Some(first) = fresh("access reindex").await else {
+        return;
+    };
+    store_data_from_before_the_access_index(&*first).await;
+    assert!(!access_index_is_complete(&*first).await);
+    let url = url_for_database(&admin_url("access reindex").expect("url set"), first.database());
+    let second = PgStore::connect(&url).await.expect("connect again");
+    assert!(
+        !access_index_is_complete(&second).await,
+        "an index recorded as built by the current rules is not rebuilt"
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE access_index SET version = 'older rules'")
+        .execute(&mut conn)
+        .await
+        .expect("forget the version");
+    // Several servers starting at once rebuild it once between them.
+    let started: Vec<PgStore> = futures::future::join_all((0..3).map(|_| PgStore::connect(&url)))
+        .await
+        .into_iter()
+        .map(|s| s.expect("connect concurrently"))
+        .collect();
+    for store in &started {
+        assert!(access_index_is_complete(store).await);
+    }
+    let labels: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM idx_token WHERE param = '_portico-label'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count label rows");
+    assert_eq!(labels, 4, "one label row per current resource, none doubled");
+    let recorded: Vec<String> = sqlx::query_scalar("SELECT version FROM access_index")
+        .fetch_all(&mut conn)
+        .await
+        .expect("read the version");
+    assert_eq!(recorded, [store::access::ACCESS_INDEX_VERSION]);
 }

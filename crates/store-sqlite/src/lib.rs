@@ -16,10 +16,13 @@
 //! The SQL of reads, searches and history is the shared text of [`store::sql`]; the write rules
 //! are [`store::write::apply`]. What is here is connections, transactions and the schema.
 
+mod accounts;
+mod audit;
 mod checkpoint;
 mod conn;
 pub mod migrate;
 mod reader;
+mod reindex;
 mod writer;
 pub use writer::WAL_LIMIT_BYTES;
 
@@ -171,6 +174,8 @@ impl SqliteStore {
         }
         migrate::apply(&mut conn, migrate::MIGRATIONS)
             .map_err(|e| StoreError::Database(format!("{} ({})", e_text(&e), path.display())))?;
+        reindex::if_stale(&mut conn)
+            .map_err(|e| StoreError::Database(format!("{} ({})", e_text(&e), path.display())))?;
         let readers = Readers::open(path, reader_count())?;
         let (nudge, checkpointer) = Checkpointer::open(path)?.start()?;
         let (jobs, rx) = mpsc::channel(QUEUE);
@@ -257,6 +262,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn accounts(&self) -> &dyn store::AccountStore {
+        self
+    }
+
     async fn ping(&self) -> Result<()> {
         if self.jobs.as_ref().is_none_or(|j| j.is_closed()) {
             return Err(StoreError::Unavailable);
@@ -310,11 +319,46 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>> {
+    async fn transaction_audited(
+        &self,
+        ops: Vec<WriteOp>,
+        audit: Option<&store::AuditContext>,
+    ) -> Result<Vec<WriteOutcome>> {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        self.submit(|reply| Job::Write { ops, reply }).await
+        let audit = audit.cloned();
+        self.submit(|reply| Job::Write { ops, audit, reply }).await
+    }
+
+    async fn append_audit(&self, records: Vec<store::AuditRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.submit(|reply| Job::Audit { records, reply }).await
+    }
+
+    async fn audit_for_patient(
+        &self,
+        patient_id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<store::AuditPage> {
+        let patient_id = patient_id.to_owned();
+        self.readers
+            .run(move |r| audit::for_patient(r.connection(), &patient_id, before, limit))
+            .await
+    }
+
+    /// Records are chained as the writer inserts them: nothing is left to seal.
+    async fn seal_audit(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    async fn audit_chain(&self, after_seq: i64, limit: usize) -> Result<Vec<store::AuditEntry>> {
+        self.readers
+            .run(move |r| audit::chain(r.connection(), after_seq, limit))
+            .await
     }
 
     async fn insert_api_client(&self, client: &ApiClient) -> Result<()> {
@@ -351,6 +395,33 @@ impl Store for SqliteStore {
     async fn state_list(&self, prefix: &str) -> Result<Vec<(String, String)>> {
         let prefix = prefix.to_owned();
         self.readers.run(move |r| r.state_list(&prefix)).await
+    }
+
+    async fn state_compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool> {
+        let (name, expected, value) = (
+            key.to_owned(),
+            expected.map(str::to_owned),
+            value.to_owned(),
+        );
+        self.submit(|reply| Job::StateSwap {
+            name,
+            expected,
+            value,
+            reply,
+        })
+        .await
+    }
+
+    async fn reindex_access(&self) -> Result<u64> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || reindex::whole_file(&path))
+            .await
+            .map_err(|e| StoreError::Database(format!("the access reindex stopped: {e}")))?
     }
 
     async fn signing_key(&self) -> Result<Vec<u8>> {

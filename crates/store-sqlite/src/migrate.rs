@@ -38,6 +38,21 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "server_state",
         sql: include_str!("../migrations/0005_server_state.sql"),
     },
+    Migration {
+        version: 6,
+        name: "accounts",
+        sql: include_str!("../migrations/0006_accounts.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "audit_log",
+        sql: include_str!("../migrations/0007_audit_log.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "access",
+        sql: include_str!("../migrations/0008_access.sql"),
+    },
 ];
 
 impl Migration {
@@ -142,7 +157,10 @@ mod tests {
                 (2, "api_clients".to_string()),
                 (3, "planner_statistics".to_string()),
                 (4, "string_exact_index".to_string()),
-                (5, "server_state".to_string())
+                (5, "server_state".to_string()),
+                (6, "accounts".to_string()),
+                (7, "audit_log".to_string()),
+                (8, "access".to_string())
             ]
         );
     }
@@ -159,16 +177,62 @@ mod tests {
                 .unwrap()
         };
         // A WITHOUT ROWID table's primary key is described under the table's own name.
-        // `server_state` is only ever read by its key, so it needs no statistics.
-        let indexes = names(
-            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name NOT IN ('schema_migrations', 'api_clients', 'server_keys') \
-             UNION SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' AND name <> 'server_state' ORDER BY name",
+        // `server_state`, the audit trail and the account tables are only ever read by a key, so
+        // they need no statistics.
+        let unsearched = format!(
+            "'schema_migrations', 'api_clients', 'server_keys', 'server_state', 'audit_log', \
+             {ACCOUNT_TABLES}"
         );
+        let indexes = names(&format!(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name NOT IN ({unsearched}) \
+             UNION SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%WITHOUT ROWID%' \
+             AND name NOT IN ({unsearched}) ORDER BY name"
+        ));
         let with_stats = names("SELECT idx FROM sqlite_stat1 WHERE idx IS NOT NULL ORDER BY idx");
         assert_eq!(
             indexes, with_stats,
             "every search index needs planner statistics (see 0003 and 0004)"
         );
+    }
+
+    /// The tables of 0006_accounts.
+    const ACCOUNT_TABLES: &str = "'accounts', 'recovery_codes', 'webauthn_credentials', \
+        'sessions', 'rate_limits', 'invitations', 'smart_apps', 'oauth_codes', 'oauth_grants', \
+        'refresh_tokens'";
+
+    #[test]
+    fn the_account_tables_exist_and_lookups_use_their_keys() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn, MIGRATIONS).unwrap();
+        let tables: i64 = conn
+            .query_row(
+                &format!(
+                    "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name IN ({ACCOUNT_TABLES})"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 10);
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows: Vec<String> = stmt
+                .query_map([], |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            rows.join("\n")
+        };
+        let by_nhs =
+            plan(&store::accounts::sql::ACCOUNT_BY_NHS_NUMBER.replace("$1", "'9990000018'"));
+        assert!(by_nhs.contains("accounts_patient_nhs_number"), "{by_nhs}");
+        let end_all = plan(
+            &store::accounts::sql::END_ALL_SESSIONS
+                .replace("$1", "'a'")
+                .replace("$2", "1")
+                .replace("$3", "NULL"),
+        );
+        assert!(end_all.contains("sessions_account"), "{end_all}");
     }
 
     /// The steps SQLite plans for a search, as `EXPLAIN QUERY PLAN` describes them.

@@ -36,6 +36,11 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    /// The connection, for reads kept in their own modules (e.g. [`crate::audit`]).
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     fn open(path: &Path) -> Result<Reader> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| open_err(path, e))?;
@@ -122,6 +127,14 @@ impl Reader {
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(|e| db_err("listing server state", e))?;
         Ok(rows)
+    }
+
+    /// A read of the account tables ([`crate::accounts`]).
+    pub(crate) fn account_rows(
+        &mut self,
+        statement: &store::accounts::Statement,
+    ) -> Result<Vec<Vec<store::accounts::Cell>>> {
+        crate::accounts::read(&self.conn, statement)
     }
 
     pub(crate) fn ping(&mut self) -> Result<()> {

@@ -30,7 +30,13 @@ pub(crate) const SIGNING_KEY: &str = "token-signing";
 pub(crate) enum Job {
     Write {
         ops: Vec<WriteOp>,
+        audit: Option<store::AuditContext>,
         reply: oneshot::Sender<Result<Vec<WriteOutcome>>>,
+    },
+    /// Appends records to the audit trail.
+    Audit {
+        records: Vec<store::AuditRecord>,
+        reply: oneshot::Sender<Result<()>>,
     },
     InsertClient {
         client: ApiClient,
@@ -41,6 +47,19 @@ pub(crate) enum Job {
         name: String,
         value: Option<String>,
         reply: oneshot::Sender<Result<()>>,
+    },
+    /// Puts `value` under `name` only if the row holds `expected` now (`None`: no row); answers
+    /// whether it did.
+    StateSwap {
+        name: String,
+        expected: Option<String>,
+        value: String,
+        reply: oneshot::Sender<Result<bool>>,
+    },
+    /// Statements of the account tables ([`crate::accounts`]), run in order.
+    Accounts {
+        statements: Vec<store::accounts::Statement>,
+        reply: oneshot::Sender<Result<Vec<store::accounts::Written>>>,
     },
     /// Stores `candidate` under `name` unless a key is already there; answers the stored key.
     ServerKey {
@@ -71,6 +90,11 @@ enum Pending {
     ),
     Unit(oneshot::Sender<Result<()>>, Result<()>),
     Key(oneshot::Sender<Result<Vec<u8>>>, Result<Vec<u8>>),
+    Accounts(
+        oneshot::Sender<Result<Vec<store::accounts::Written>>>,
+        Result<Vec<store::accounts::Written>>,
+    ),
+    Bool(oneshot::Sender<Result<bool>>, Result<bool>),
 }
 
 impl Pending {
@@ -79,6 +103,8 @@ impl Pending {
             Pending::Write(_, r) => r.is_ok(),
             Pending::Unit(_, r) => r.is_ok(),
             Pending::Key(_, r) => r.is_ok(),
+            Pending::Accounts(_, r) => r.is_ok(),
+            Pending::Bool(_, r) => r.is_ok(),
         }
     }
 
@@ -88,6 +114,8 @@ impl Pending {
             Pending::Write(_, r) if r.is_ok() => *r = failure(msg),
             Pending::Unit(_, r) if r.is_ok() => *r = failure(msg),
             Pending::Key(_, r) if r.is_ok() => *r = failure(msg),
+            Pending::Accounts(_, r) if r.is_ok() => *r = failure(msg),
+            Pending::Bool(_, r) if r.is_ok() => *r = failure(msg),
             _ => {}
         }
     }
@@ -98,6 +126,8 @@ impl Pending {
             Pending::Write(tx, r) => tx.send(r).map_err(|_| ()),
             Pending::Unit(tx, r) => tx.send(r).map_err(|_| ()),
             Pending::Key(tx, r) => tx.send(r).map_err(|_| ()),
+            Pending::Accounts(tx, r) => tx.send(r).map_err(|_| ()),
+            Pending::Bool(tx, r) => tx.send(r).map_err(|_| ()),
         };
     }
 }
@@ -106,10 +136,12 @@ impl Job {
     fn failed(self, msg: &str) -> Pending {
         match self {
             Job::Write { reply, .. } => Pending::Write(reply, failure(msg)),
-            Job::InsertClient { reply, .. } | Job::State { reply, .. } => {
+            Job::InsertClient { reply, .. } | Job::State { reply, .. } | Job::Audit { reply, .. } => {
                 Pending::Unit(reply, failure(msg))
             }
             Job::ServerKey { reply, .. } => Pending::Key(reply, failure(msg)),
+            Job::Accounts { reply, .. } => Pending::Accounts(reply, failure(msg)),
+            Job::StateSwap { reply, .. } => Pending::Bool(reply, failure(msg)),
         }
     }
 }
@@ -149,6 +181,7 @@ const INSERT_CLIENT: &str =
 const PUT_STATE: &str = "INSERT INTO server_state (name, value, updated_at) VALUES (?1, ?2, ?3) \
      ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
 const DELETE_STATE: &str = "DELETE FROM server_state WHERE name = ?1";
+const SELECT_STATE: &str = "SELECT value FROM server_state WHERE name = ?1";
 const INSERT_KEY: &str = "INSERT OR IGNORE INTO server_keys (name, value) VALUES (?1, ?2)";
 const SELECT_KEY: &str = "SELECT value FROM server_keys WHERE name = ?1";
 
@@ -160,6 +193,8 @@ pub(crate) struct Writer {
     wal: std::path::PathBuf,
     /// The latest `last_updated` given out: timestamps never go backwards, even if the clock does.
     last_ms: i64,
+    /// The audit trail's last link, read when a transaction starts ([`crate::audit`]).
+    chain: store::audit::Chain,
 }
 
 fn newest_timestamp(conn: &Connection) -> rusqlite::Result<i64> {
@@ -176,6 +211,7 @@ impl Writer {
             checkpoint,
             wal: wal.into(),
             last_ms: 0,
+            chain: store::audit::Chain::after(None),
         }
     }
 
@@ -229,6 +265,8 @@ impl Writer {
         let newest = newest_timestamp(&self.conn)
             .map_err(|e| format!("reading the newest timestamp: {e}"))?;
         self.last_ms = self.last_ms.max(newest);
+        self.chain = crate::audit::load_chain(&self.conn)
+            .map_err(|e| format!("reading the audit trail: {e}"))?;
         Ok(())
     }
 
@@ -251,10 +289,13 @@ impl Writer {
             if let Err(msg) = self.exec("SAVEPOINT job", "starting a savepoint") {
                 done.push(job.failed(&msg));
             } else {
+                let chain = self.chain.clone();
                 let mut p = self.execute(job);
                 let end = if p.is_ok() {
                     self.exec("RELEASE job", "releasing a savepoint")
                 } else {
+                    // The job's audit records are rolled back with it: so is the chain.
+                    self.chain = chain;
                     self.exec("ROLLBACK TO job", "rolling back a savepoint")
                         .and_then(|_| self.exec("RELEASE job", "releasing a savepoint"))
                 };
@@ -305,7 +346,7 @@ impl Writer {
 
     fn execute(&mut self, job: Job) -> Pending {
         match job {
-            Job::Write { ops, reply } => {
+            Job::Write { ops, audit, reply } => {
                 let now = self.next_now();
                 let r = contain_panic(|| {
                     futures::executor::block_on(store::write::apply(
@@ -313,9 +354,14 @@ impl Writer {
                         crate::dialect(),
                         ops,
                         now,
+                        audit.as_ref(),
                     ))
                 });
                 Pending::Write(reply, r)
+            }
+            Job::Audit { records, reply } => {
+                let r = contain_panic(|| crate::audit::insert(&self.conn, &mut self.chain, &records));
+                Pending::Unit(reply, r)
             }
             Job::InsertClient { client, reply } => {
                 let r = self
@@ -354,6 +400,34 @@ impl Writer {
                 .map(|_| ())
                 .map_err(|e| db_err("writing server state", e));
                 Pending::Unit(reply, r)
+            }
+            Job::StateSwap {
+                name,
+                expected,
+                value,
+                reply,
+            } => {
+                // The writer is the only one writing, so reading and then writing is atomic.
+                let r = self
+                    .conn
+                    .prepare_cached(SELECT_STATE)
+                    .and_then(|mut s| s.query_row([&name], |r| r.get::<_, String>(0)).optional())
+                    .and_then(|current| {
+                        if current != expected {
+                            return Ok(false);
+                        }
+                        let now = fhir::datetime::now_millis().timestamp_millis();
+                        self.conn
+                            .prepare_cached(PUT_STATE)?
+                            .execute(params![name, value, now])
+                            .map(|_| true)
+                    })
+                    .map_err(|e| db_err("writing server state", e));
+                Pending::Bool(reply, r)
+            }
+            Job::Accounts { statements, reply } => {
+                let r = contain_panic(|| crate::accounts::write(&self.conn, &statements));
+                Pending::Accounts(reply, r)
             }
             Job::ServerKey {
                 name,
@@ -534,5 +608,17 @@ impl WriteTx for Writer {
 
     async fn lock(&mut self, _key: &str) -> Result<()> {
         Ok(())
+    }
+
+    async fn append_audit(&mut self, records: &[store::AuditRecord]) -> Result<()> {
+        crate::audit::insert(&self.conn, &mut self.chain, records)
+    }
+
+    async fn put_state(&mut self, key: &str, value: &str) -> Result<()> {
+        let now = fhir::datetime::now_millis().timestamp_millis();
+        self.prepare(PUT_STATE)?
+            .execute(params![key, value, now])
+            .map(|_| ())
+            .map_err(|e| db_err("writing server state", e))
     }
 }

@@ -335,6 +335,7 @@ async fn last_updated_never_goes_back_even_when_the_clock_does() {
             since: None,
             count: 10,
             offset: 0,
+            access: None,
         })
         .await
         .unwrap();
@@ -542,4 +543,53 @@ async fn the_wal_stays_bounded_under_sustained_writes_and_reads() {
         largest <= limit + limit / 2,
         "the WAL reached {largest} bytes; it must stay near {limit}"
     );
+}
+
+/// Two stores on one file, as two processes would be: each has its own writer, and SQLite's
+/// write lock orders their transactions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_take_a_code_once_and_count_every_rate_limit_hit() {
+    let dir = temp_dir();
+    let path = dir.path().join("portico.db");
+    let a = Arc::new(open(&path, true));
+    let b = Arc::new(open(&path, false));
+    store::contract::two_instances_take_once_and_count_every_hit(a, b).await;
+}
+
+/// A database whose access index was built by other rules (or, migrated forward, never built)
+/// is rebuilt when it is opened; one recorded as current is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_a_database_rebuilds_an_access_index_built_by_other_rules() {
+    use store::contract::{access_index_is_complete, store_data_from_before_the_access_index};
+    let dir = temp_dir();
+    let path = dir.path().join("portico.db");
+    {
+        let store = open(&path, true);
+        store_data_from_before_the_access_index(&store).await;
+        assert!(!access_index_is_complete(&store).await);
+    }
+    {
+        let store = open(&path, false);
+        assert!(
+            !access_index_is_complete(&store).await,
+            "an index recorded as built by the current rules is not rebuilt"
+        );
+    }
+    let recorded = |path: &Path| -> Vec<String> {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        let mut stmt = conn.prepare("SELECT version FROM access_index").unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    };
+    assert_eq!(recorded(&path), [store::access::ACCESS_INDEX_VERSION]);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE access_index SET version = 'older rules'", [])
+        .unwrap();
+    let store = open(&path, false);
+    assert!(access_index_is_complete(&store).await);
+    drop(store);
+    assert_eq!(recorded(&path), [store::access::ACCESS_INDEX_VERSION]);
 }

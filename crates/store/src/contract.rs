@@ -32,15 +32,23 @@ use crate::model::{
 use crate::query::{self, ParseOptions, SearchQuery};
 use crate::{Store, StoreError};
 
+mod access;
+mod accounts;
+mod audit;
 mod crud;
 mod property;
 mod scan;
 mod search;
+mod state;
 
+pub use access::*;
+pub use accounts::*;
+pub use audit::*;
 pub use crud::*;
 pub use property::*;
 pub use scan::*;
 pub use search::*;
+pub use state::*;
 
 /// Expands into one `#[tokio::test]` per contract case; see the [module docs](crate::contract).
 ///
@@ -115,12 +123,44 @@ macro_rules! __contract_cases {
                 search_never_matches_a_deleted_resource,
                 search_matches_only_the_current_version_after_update,
                 search_agrees_with_brute_force_evaluation_on_random_data,
+                filtered_searches_and_scans_agree_with_the_policy_on_random_populations,
+                includes_and_revincludes_leave_out_what_the_filter_does_not_admit,
+                chains_cannot_probe_another_patients_data,
+                totals_and_pages_count_only_what_the_filter_admits,
+                history_of_a_resource_moved_between_patients_shows_each_version_to_its_own_patient,
+                relationships_and_refusals_are_read_alike_in_rust_and_sql,
+                binaries_are_seen_through_their_letters,
+                the_access_index_is_rebuilt_for_resources_stored_before_it,
                 server_state_puts_replaces_lists_by_prefix_and_deletes,
+                put_state_commits_and_rolls_back_with_the_transaction,
+                compare_and_put_writes_only_over_the_expected_value,
+                racing_compare_and_puts_from_one_value_have_exactly_one_winner,
                 scan_pages_cover_every_current_resource_once_in_store_order,
                 scan_since_and_until_bound_last_updated,
                 scan_compartment_holds_exactly_the_patients_resources,
                 scan_compartment_of_many_patients_agrees_with_few,
                 scan_of_several_types_is_their_scans_merged_in_store_order,
+                accounts_round_trip_every_field_to_the_millisecond,
+                account_usernames_are_unique_ignoring_case,
+                patient_nhs_numbers_and_external_subjects_are_unique,
+                totp_steps_are_accepted_once_and_only_forward,
+                password_changes_retire_credentials_and_rehashes_do_not,
+                sign_in_failures_count_every_racing_failure_and_a_reset_clears_the_lock,
+                recovery_codes_are_replaced_whole_and_each_is_used_once,
+                passkeys_are_added_listed_updated_and_removed_per_account,
+                sessions_are_touched_stepped_up_switched_and_ended,
+                ending_all_sessions_ends_the_accounts_open_ones_but_the_kept_one,
+                rate_limits_count_every_racing_hit,
+                rate_limit_windows_restart_and_lock_past_the_maximum,
+                invitation_attempts_stop_at_the_maximum_even_when_racing,
+                an_invitation_is_taken_once_and_never_after_it_expires,
+                smart_apps_round_trip_with_their_redirect_uris,
+                an_authorisation_code_is_taken_once_even_when_racing,
+                grants_are_listed_until_revoked,
+                refresh_tokens_rotate_once_and_die_with_their_grant_or_credentials,
+                appended_audit_records_are_chained_and_listed_per_patient_newest_first,
+                audited_writes_leave_one_record_each_in_their_transaction,
+                racing_appends_all_land_in_one_unbroken_chain,
             );
     };
 }
@@ -361,6 +401,7 @@ pub async fn history(
         since,
         count,
         offset,
+        access: None,
     };
     match store.history(&q).await {
         Ok(page) => page,

@@ -7,6 +7,9 @@
 //! supplies connections, transactions and migrations. [`contract`] is the test suite every
 //! backend must pass.
 
+pub mod access;
+pub mod accounts;
+pub mod audit;
 pub mod clients;
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
@@ -14,6 +17,7 @@ pub mod error;
 pub mod eval;
 pub mod model;
 pub mod query;
+pub mod relationships;
 pub mod scan;
 pub mod search;
 pub mod sql;
@@ -21,6 +25,9 @@ pub mod write;
 
 use async_trait::async_trait;
 
+pub use access::Access;
+pub use accounts::AccountStore;
+pub use audit::{AuditContext, AuditEntry, AuditPage, AuditRecord};
 pub use clients::ApiClient;
 pub use error::{Result, StoreError};
 pub use model::{
@@ -60,7 +67,39 @@ pub trait Store: Send + Sync + 'static {
 
     /// Runs the operations in one database transaction: all are committed, or none is. The
     /// outcomes are in the order of `ops`, and are returned only after the commit is durable.
-    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>>;
+    /// With `audit`, each resource written leaves an audit record in the same transaction.
+    async fn transaction_audited(
+        &self,
+        ops: Vec<WriteOp>,
+        audit: Option<&AuditContext>,
+    ) -> Result<Vec<WriteOutcome>>;
+
+    /// [`Store::transaction_audited`] without audit records: for Portico's own bulk work (an
+    /// import is audited once per run, not per resource).
+    async fn transaction(&self, ops: Vec<WriteOp>) -> Result<Vec<WriteOutcome>> {
+        self.transaction_audited(ops, None).await
+    }
+
+    /// Appends records to the audit trail (reads, sign-ins, refusals); durable when this
+    /// returns, so that a read can be answered only once its record is safe.
+    async fn append_audit(&self, records: Vec<AuditRecord>) -> Result<()>;
+
+    /// The records concerning one patient, newest first, a page of at most `limit` older than
+    /// the `before` key ([`AuditPage::next_before`]).
+    async fn audit_for_patient(
+        &self,
+        patient_id: &str,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<AuditPage>;
+
+    /// Chains the records not yet in the chain (on backends that chain after commit) and
+    /// answers how many it chained.
+    async fn seal_audit(&self) -> Result<u64>;
+
+    /// Chained records with `seq > after_seq`, in chain order, at most `limit`: for
+    /// verification ([`audit::Verifier`]).
+    async fn audit_chain(&self, after_seq: i64, limit: usize) -> Result<Vec<AuditEntry>>;
 
     /// Registers an API client (its secret already hashed).
     async fn insert_api_client(&self, client: &ApiClient) -> Result<()>;
@@ -83,6 +122,28 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every key starting with `prefix`, with its value, in key order.
     async fn state_list(&self, prefix: &str) -> Result<Vec<(String, String)>>;
+
+    /// Stores `value` under `key` only if `key` holds exactly `expected` now (`None`: `key` is
+    /// absent), atomically against every other writer on any server instance; answers whether
+    /// it did. Durable when it returns true. What claims are built on (Bulk Data export jobs).
+    async fn state_compare_and_put(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+    ) -> Result<bool>;
+
+    /// Accounts, sessions and sign-in state ([`accounts`]).
+    fn accounts(&self) -> &dyn AccountStore;
+
+    /// Recomputes the access index ([`access`]) of every version, as the backends do by
+    /// themselves when they open a database built by other rules ([`access::reindex`]); answers
+    /// how many versions it recomputed. The default, for wrappers and test doubles, cannot.
+    async fn reindex_access(&self) -> Result<u64> {
+        Err(StoreError::Database(
+            "this store cannot rebuild its access index".into(),
+        ))
+    }
 
     /// Applies one operation (convenience over [`Store::transaction`]).
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {

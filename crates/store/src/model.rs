@@ -44,7 +44,8 @@ impl Prepared {
         Self::trusted(value)
     }
 
-    /// Indexes without validating: for resources the server built itself.
+    /// Indexes without validating: for resources the server built itself. The index holds the
+    /// R4 search parameters' entries and the access entries ([`crate::access::full_index`]).
     pub fn trusted(value: Value) -> Result<Self> {
         let resource_type = value
             .get("resourceType")
@@ -60,7 +61,7 @@ impl Prepared {
                 )
             })?
             .to_string();
-        let index = fhir::index::extract(&value);
+        let index = crate::access::full_index(&resource_type, &value);
         Ok(Prepared {
             resource_type,
             value,
@@ -70,7 +71,7 @@ impl Prepared {
 
     /// Re-extracts the index after the server changed the resource (e.g. rewrote references).
     pub fn reindex(&mut self) {
-        self.index = fhir::index::extract(&self.value);
+        self.index = crate::access::full_index(&self.resource_type, &self.value);
     }
 }
 
@@ -107,6 +108,13 @@ pub enum WriteOp {
     ConditionalDelete {
         criteria: SearchQuery,
     },
+    /// Stores `value` under `key` in the portal state ([`crate::Store::state_put`]) in the same
+    /// transaction as the other operations: bookkeeping that must never disagree with the
+    /// resources it describes (the import journal) commits, or rolls back, with them.
+    PutState {
+        key: String,
+        value: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -126,15 +134,18 @@ pub enum WriteOutcome {
         id: String,
         version: Option<ResourceVersion>,
     },
+    /// A [`WriteOp::PutState`] was applied.
+    StatePut,
 }
 
 impl WriteOutcome {
-    /// The version the outcome is about (none for a delete of nothing).
+    /// The version the outcome is about (none for a delete of nothing or a state put).
     pub fn version(&self) -> Option<&ResourceVersion> {
         match self {
             WriteOutcome::Created(v) | WriteOutcome::Existing(v) => Some(v),
             WriteOutcome::Updated { version, .. } => Some(version),
             WriteOutcome::Deleted { version, .. } => version.as_ref(),
+            WriteOutcome::StatePut => None,
         }
     }
 }
@@ -154,6 +165,9 @@ pub struct HistoryQuery {
     pub since: Option<DateTime<Utc>>,
     pub count: usize,
     pub offset: usize,
+    /// The access policy's filters: only versions they admit are listed and counted, each
+    /// judged by its own content ([`crate::access`]). None: every version.
+    pub access: Option<crate::access::Access>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -288,9 +288,41 @@ pub struct SearchQuery {
     pub canonical: Vec<(String, String)>,
     /// Parameters ignored under `Prefer: handling=lenient`.
     pub ignored: Vec<String>,
+    /// The access policy's filters, applied in the query to the matches (and so to paging and
+    /// totals), to `_include` and `_revinclude` results and inside chains: a resource a filter
+    /// does not admit is neither returned nor looked into. None: every resource (the server's
+    /// own searches, system work). Build it for every type of [`SearchQuery::types_touched`].
+    pub access: Option<crate::access::Access>,
 }
 
 impl SearchQuery {
+    /// The resource types the query may return or look into: the searched type, `_include`
+    /// targets, `_revinclude` sources and chained types (sorted, without repeats). The types
+    /// whose filters its [`SearchQuery::access`] needs.
+    pub fn types_touched(&self) -> Vec<&str> {
+        let mut types: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+        types.insert(&self.resource_type);
+        for inc in &self.include {
+            match inc.target_type {
+                Some(t) => {
+                    types.insert(t);
+                }
+                None => {
+                    if let Some(def) = search_params::lookup(inc.source_type, inc.param) {
+                        types.extend(def.targets.iter().copied());
+                    }
+                }
+            }
+        }
+        types.extend(self.revinclude.iter().map(|inc| inc.source_type));
+        for c in &self.conditions {
+            if let Condition::Chain { targets, .. } = c {
+                types.extend(targets.iter().map(|(t, _)| *t));
+            }
+        }
+        types.into_iter().collect()
+    }
+
     /// A query for every resource of a type.
     pub fn all(resource_type: &str) -> Self {
         SearchQuery {
@@ -307,6 +339,7 @@ impl SearchQuery {
             elements: None,
             canonical: Vec::new(),
             ignored: Vec::new(),
+            access: None,
         }
     }
 }

@@ -60,6 +60,9 @@ pub struct ScanQuery {
     pub after: i64,
     /// Most resources in the page (1 to [`MAX_SCAN_LIMIT`]; other values are clamped).
     pub limit: usize,
+    /// The access policy's filters: only resources they admit are returned, before the page
+    /// is cut ([`crate::access`]). None: every resource.
+    pub access: Option<crate::access::Access>,
 }
 
 impl ScanQuery {
@@ -72,6 +75,7 @@ impl ScanQuery {
             compartment: None,
             after: 0,
             limit,
+            access: None,
         }
     }
 

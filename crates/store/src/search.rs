@@ -81,7 +81,9 @@ pub async fn search(
             }
         };
         for inc in &q.include {
-            let rows = conn.versions(&sql::include(d, inc, &ids)).await?;
+            let rows = conn
+                .versions(&sql::include(d, inc, &ids, q.access.as_ref()))
+                .await?;
             add(rows, &mut included);
         }
         for inc in &q.revinclude {
@@ -94,6 +96,7 @@ pub async fn search(
                     &q.resource_type,
                     &ids,
                     limit.saturating_add(1),
+                    q.access.as_ref(),
                 ))
                 .await?;
             if rows.len() > limit {

@@ -11,11 +11,21 @@
 //!   value_exact)`, `idx_date(low, high)`, `idx_reference(target_type, target_id, url)`,
 //!   `idx_quantity(value, system, code)`, `idx_uri(value)`, each with `rid, res_type, param`.
 //!
-//! The only difference between the dialects is how a bind parameter is written.
+//! Access filters ([`crate::access`]) add conditions on access index rows of the same tables, and
+//! on `history_access(res_type, res_id, version_id, param, value)`: the access facts of every
+//! older version, copied there by a trigger when the version leaves `resources`.
+//!
+//! The differences between the dialects are how a bind parameter is written and how a read
+//! locks the rows it reads.
+
+mod filter;
+pub mod reindex;
 
 use fhir::datetime::Range;
 use fhir::search_params::ParamType;
 
+use self::filter::Facts;
+use crate::access::{Access, PatientScope};
 use crate::query::{
     Condition, DateValue, Decimal, Include, Prefix, QuantityValue, ReferenceValue, SearchQuery,
     SortBy, StringMode, Test, TokenSystem, TokenValue,
@@ -24,6 +34,23 @@ use crate::query::{
 pub trait Dialect: Send + Sync {
     /// The text of the `n`th (1-based) bind parameter.
     fn placeholder(&self, n: usize) -> String;
+
+    /// What ends a `SELECT` that locks the rows it reads against concurrent writers until the
+    /// transaction ends (nothing where a transaction already excludes every other writer).
+    fn row_lock(&self) -> &'static str {
+        ""
+    }
+
+    /// How a value is tested against the rows of an uncorrelated subquery that must be
+    /// computed once per statement, not once per row: the text before and after the subquery,
+    /// for membership or (`negated`) its absence. The subquery must not yield NULL.
+    fn member_of(&self, negated: bool) -> (&'static str, &'static str) {
+        if negated {
+            (" NOT IN (", ")")
+        } else {
+            (" IN (", ")")
+        }
+    }
 }
 
 pub struct SqliteDialect;
@@ -38,6 +65,22 @@ impl Dialect for SqliteDialect {
 impl Dialect for PostgresDialect {
     fn placeholder(&self, n: usize) -> String {
         format!("${n}")
+    }
+
+    fn row_lock(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    /// Without statistics (a freshly loaded database) PostgreSQL turned `IN (subquery)` into
+    /// a nested loop that ran the relationship subqueries for every row: 19 s instead of 0.06 s
+    /// for a page of 60,000 Observations. `ARRAY(subquery)` is an init plan, run once, and
+    /// `= ANY(…)` on an indexed column is an index condition.
+    fn member_of(&self, negated: bool) -> (&'static str, &'static str) {
+        if negated {
+            (" <> ALL(ARRAY(", "))")
+        } else {
+            (" = ANY(ARRAY(", "))")
+        }
     }
 }
 
@@ -199,6 +242,7 @@ pub fn history(d: &dyn Dialect, q: &crate::model::HistoryQuery) -> Sql {
     let mut b = Builder::new(d);
     b.push("SELECT ").push(VERSION_COLUMNS).push(" FROM ");
     history_source(&mut b, &q.scope, q.since.map(|t| t.timestamp_millis()));
+    history_access(&mut b, q);
     b.push(" ORDER BY last_updated DESC, res_type, res_id, version_id DESC LIMIT ")
         .int(to_i64(q.count))
         .push(" OFFSET ")
@@ -210,31 +254,79 @@ pub fn history_count(d: &dyn Dialect, q: &crate::model::HistoryQuery) -> Sql {
     let mut b = Builder::new(d);
     b.push("SELECT COUNT(*) FROM ");
     history_source(&mut b, &q.scope, q.since.map(|t| t.timestamp_millis()));
+    history_access(&mut b, q);
     b.finish()
 }
 
-/// `FROM resources r WHERE …` for a query's conditions.
+/// ` WHERE …` keeping the versions (of the history source `h`) that the query's access admits,
+/// each judged by its own facts.
+fn history_access(b: &mut Builder, q: &crate::model::HistoryQuery) {
+    use crate::model::HistoryScope;
+    let Some(access) = &q.access else {
+        return;
+    };
+    b.push(" WHERE 1 = 1");
+    match &q.scope {
+        HistoryScope::Instance { resource_type, .. } | HistoryScope::Type { resource_type } => {
+            filter::restrict(b, Facts::Version("h"), resource_type, access.filter_for(resource_type));
+        }
+        HistoryScope::System => filter::restrict_any(b, Facts::Version("h"), access),
+    }
+}
+
+/// `FROM resources r WHERE …` for a query's conditions and access.
 fn where_clause(b: &mut Builder, q: &SearchQuery) {
     b.push(" FROM resources r WHERE r.res_type = ")
         .text(&q.resource_type)
         .push(" AND r.deleted = 0");
-    conditions(b, "r", &q.resource_type, &q.conditions);
+    let access = q.access.as_ref();
+    // A few patients' records are found fastest from their compartment: let it drive, and
+    // check the conditions on each of their rows.
+    let compartment_drives = access.is_some_and(|a| {
+        matches!(&a.filter_for(&q.resource_type).patients, PatientScope::Only(ids) if !ids.is_empty())
+    });
+    conditions(
+        b,
+        "r",
+        &q.resource_type,
+        &q.conditions,
+        access,
+        !compartment_drives,
+    );
+    if let Some(access) = access {
+        filter::restrict(
+            b,
+            Facts::Current("r"),
+            &q.resource_type,
+            access.filter_for(&q.resource_type),
+        );
+    }
 }
 
 /// Appends ` AND …` for each condition. The most selective one is written as `rid IN (…)` so
 /// the database starts from its index rows; the others become correlated `EXISTS` lookups
 /// through the index tables' `(rid, param)` index, so no other condition's full list of matches
 /// is ever built.
-fn conditions(b: &mut Builder, alias: &str, resource_type: &str, cs: &[Condition]) {
+/// Chained conditions look into other resources only through what `access` admits of them.
+/// Without `may_drive`, every condition is a correlated lookup (something else drives).
+fn conditions(
+    b: &mut Builder,
+    alias: &str,
+    resource_type: &str,
+    cs: &[Condition],
+    access: Option<&Access>,
+    may_drive: bool,
+) {
     let driver = cs
         .iter()
         .enumerate()
+        .filter(|_| may_drive)
         .filter_map(|(i, c)| driver_rank(c).map(|r| (r, i)))
         .min()
         .map(|(_, i)| i);
     for (i, c) in cs.iter().enumerate() {
         b.push(" AND ");
-        condition(b, alias, resource_type, c, driver == Some(i));
+        condition(b, alias, resource_type, c, driver == Some(i), access);
     }
 }
 
@@ -317,8 +409,13 @@ pub fn search_count(d: &dyn Dialect, q: &SearchQuery) -> Sql {
     b.finish()
 }
 
-/// Resources that the page's resources reference through `inc.param`.
-pub fn include(d: &dyn Dialect, inc: &Include, page_ids: &[String]) -> Sql {
+/// Resources that the page's resources reference through `inc.param`, of those `access` admits.
+pub fn include(
+    d: &dyn Dialect,
+    inc: &Include,
+    page_ids: &[String],
+    access: Option<&Access>,
+) -> Sql {
     let mut b = Builder::new(d);
     // Row-value IN: each referenced resource is looked up by its (type, id) key.
     b.push("SELECT t.res_type, t.res_id, t.version_id, t.last_updated, t.deleted, t.content FROM resources t WHERE t.deleted = 0 AND (t.res_type, t.res_id) IN (SELECT i.target_type, i.target_id FROM idx_reference i WHERE i.res_type = ")
@@ -333,16 +430,21 @@ pub fn include(d: &dyn Dialect, inc: &Include, page_ids: &[String]) -> Sql {
     if let Some(t) = inc.target_type {
         b.push(" AND t.res_type = ").text(t);
     }
+    if let Some(access) = access {
+        filter::restrict_any(&mut b, Facts::Current("t"), access);
+    }
     b.finish()
 }
 
-/// Resources of `inc.source_type` that point at one of the page's resources through `inc.param`.
+/// Resources of `inc.source_type` that point at one of the page's resources through
+/// `inc.param`, of those `access` admits.
 pub fn revinclude(
     d: &dyn Dialect,
     inc: &Include,
     page_type: &str,
     page_ids: &[String],
     limit: usize,
+    access: Option<&Access>,
 ) -> Sql {
     let mut b = Builder::new(d);
     b.push("SELECT s.res_type, s.res_id, s.version_id, s.last_updated, s.deleted, s.content FROM resources s WHERE s.res_type = ")
@@ -355,8 +457,16 @@ pub fn revinclude(
         .text(page_type)
         .push(" AND i.target_id IN ")
         .list(page_ids)
-        .push(") ORDER BY s.rid LIMIT ")
-        .int(to_i64(limit));
+        .push(")");
+    if let Some(access) = access {
+        filter::restrict(
+            &mut b,
+            Facts::Current("s"),
+            inc.source_type,
+            access.filter_for(inc.source_type),
+        );
+    }
+    b.push(" ORDER BY s.rid LIMIT ").int(to_i64(limit));
     b.finish()
 }
 
@@ -429,6 +539,13 @@ pub fn scan(d: &dyn Dialect, q: &crate::scan::ScanQuery, limit: usize) -> Sql {
             }
             b.push(")");
         }
+    }
+    match (&q.access, types.as_slice()) {
+        (None, _) => {}
+        (Some(access), [one]) => {
+            filter::restrict(&mut b, Facts::Current("r"), one, access.filter_for(one))
+        }
+        (Some(access), _) => filter::restrict_any(&mut b, Facts::Current("r"), access),
     }
     b.push(" ORDER BY r.rid LIMIT ").int(to_i64(limit));
     b.finish()
@@ -505,8 +622,16 @@ fn compartment_check(b: &mut Builder, resource_type: &str, c: &crate::scan::Comp
 }
 
 /// Appends one condition on the resource row `alias` (of type `resource_type`): as
-/// `alias.rid IN (…)` when it `drives` the search, else as a correlated `EXISTS`.
-fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition, drives: bool) {
+/// `alias.rid IN (…)` when it `drives` the search, else as a correlated `EXISTS`. A chain looks
+/// only at the targets `access` admits, so that it cannot reveal anything about the others.
+fn condition(
+    b: &mut Builder,
+    alias: &str,
+    resource_type: &str,
+    c: &Condition,
+    drives: bool,
+    access: Option<&Access>,
+) {
     // Opens the index-row subquery on `table` for parameter `code`: either the driving
     // `rid IN (SELECT rid …` or the correlated `[NOT] EXISTS (SELECT 1 … WHERE x.rid = alias.rid`.
     let open = |b: &mut Builder, table: &str, code: &str, negate: bool| {
@@ -573,7 +698,17 @@ fn condition(b: &mut Builder, alias: &str, resource_type: &str, c: &Condition, d
                     )
                     .text(target)
                     .push(" AND t.deleted = 0");
-                conditions(b, "t", target, std::slice::from_ref(inner.as_ref()));
+                conditions(
+                    b,
+                    "t",
+                    target,
+                    std::slice::from_ref(inner.as_ref()),
+                    access,
+                    true,
+                );
+                if let Some(access) = access {
+                    filter::restrict(b, Facts::Current("t"), target, access.filter_for(target));
+                }
                 b.push("))");
             }
             b.push("))");

@@ -1,5 +1,6 @@
 //! The rules of every write, shared by the backends: versioning, `If-Match`, conditional
-//! create/update/delete, transactions with `urn:uuid:` references, and the JSON as stored.
+//! create/update/delete, transactions with `urn:uuid:` references, the JSON as stored, and
+//! portal-state writes that commit with the resources ([`WriteOp::PutState`]).
 //!
 //! A backend supplies [`WriteTx`], a handle on one open database transaction; [`apply`] runs a
 //! list of operations in it and either all succeed or the backend rolls the transaction back.
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use fhir::index::IndexEntry;
 use serde_json::{Map, Value};
 
+use crate::audit::{self, AuditAction, AuditContext, AuditOutcome, AuditRecord};
 use crate::error::{Result, StoreError};
 use crate::model::{Prepared, ResourceVersion, WriteOp, WriteOutcome};
 use crate::query::SearchQuery;
@@ -35,6 +37,11 @@ pub trait WriteTx: ReadConn {
     /// Serialises transactions that use the same key until commit (conditional writes on a
     /// backend with concurrent writers); a no-op where there is one writer.
     async fn lock(&mut self, key: &str) -> Result<()>;
+    /// Stores `value` under `key` in the portal state, in this transaction
+    /// ([`WriteOp::PutState`]).
+    async fn put_state(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Appends audit records to the trail, in this transaction ([`crate::audit`]).
+    async fn append_audit(&mut self, records: &[AuditRecord]) -> Result<()>;
 }
 
 /// What each entry turned into once conditions and ids were resolved.
@@ -44,14 +51,18 @@ enum Plan {
     Write { id: String },
     Delete { resource_type: String, id: String },
     Nothing { resource_type: String },
+    State,
 }
 
 /// Runs `ops` in `tx`. On error the caller must roll the transaction back.
+/// With `audit`, every resource write also leaves an audit record in the same transaction
+/// ([`audit_records`]).
 pub async fn apply(
     tx: &mut dyn WriteTx,
     d: &dyn Dialect,
     mut ops: Vec<WriteOp>,
     now: DateTime<Utc>,
+    audit: Option<&AuditContext>,
 ) -> Result<Vec<WriteOutcome>> {
     let single = ops.len() == 1;
     let wrap = |index: usize, e: StoreError| {
@@ -113,16 +124,29 @@ pub async fn apply(
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_key(|&i| !matches!(plans[i], Plan::Delete { .. }));
     let mut outcomes: Vec<Option<WriteOutcome>> = vec![None; ops.len()];
+    let mut patients: Vec<Option<String>> = vec![None; ops.len()];
     let mut ops: Vec<Option<WriteOp>> = ops.into_iter().map(Some).collect();
     let mut plans: Vec<Option<Plan>> = plans.into_iter().map(Some).collect();
     for i in order {
         let (Some(op), Some(plan)) = (ops[i].take(), plans[i].take()) else {
             continue;
         };
+        let patient = match audit {
+            Some(_) => audited_patient(tx, &op, &plan).await.map_err(|e| wrap(i, e))?,
+            None => None,
+        };
         let outcome = execute(tx, op, plan, now).await.map_err(|e| wrap(i, e))?;
+        patients[i] = patient;
         outcomes[i] = Some(outcome);
     }
-    Ok(outcomes.into_iter().flatten().collect())
+    let outcomes: Vec<WriteOutcome> = outcomes.into_iter().flatten().collect();
+    if let Some(context) = audit {
+        let records = audit_records(context, &outcomes, patients, now);
+        if !records.is_empty() {
+            tx.append_audit(&records).await?;
+        }
+    }
+    Ok(outcomes)
 }
 
 async fn find(
@@ -203,6 +227,7 @@ async fn resolve(tx: &mut dyn WriteTx, d: &dyn Dialect, op: &WriteOp) -> Result<
             resource_type: resource_type.clone(),
             id: id.clone(),
         },
+        WriteOp::PutState { .. } => Plan::State,
         WriteOp::ConditionalDelete { criteria } => {
             let found = find(tx, d, criteria).await?;
             match found.as_slice() {
@@ -219,6 +244,65 @@ async fn resolve(tx: &mut dyn WriteTx, d: &dyn Dialect, op: &WriteOp) -> Result<
     })
 }
 
+/// Whose record an operation touches, for its audit record: from the new content's index, or
+/// for a deletion from the content being deleted.
+async fn audited_patient(tx: &mut dyn WriteTx, op: &WriteOp, plan: &Plan) -> Result<Option<String>> {
+    Ok(match (op, plan) {
+        (
+            WriteOp::Create { resource, .. }
+            | WriteOp::Update { resource, .. }
+            | WriteOp::ConditionalUpdate { resource, .. },
+            Plan::Create { id } | Plan::Write { id },
+        ) => audit::patient_of(&resource.resource_type, id, &resource.index),
+        (_, Plan::Existing(v)) => {
+            let index = fhir::index::extract(&v.parse()?);
+            audit::patient_of(&v.resource_type, &v.id, &index)
+        }
+        (_, Plan::Delete { resource_type, id }) => match tx.current(resource_type, id).await? {
+            Some(c) if !c.deleted => {
+                let index = fhir::index::extract(&c.parse()?);
+                audit::patient_of(resource_type, id, &index)
+            }
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// One audit record per resource written (state writes leave none): what was done, to which
+/// version, of whose record.
+fn audit_records(
+    context: &AuditContext,
+    outcomes: &[WriteOutcome],
+    patients: Vec<Option<String>>,
+    now: DateTime<Utc>,
+) -> Vec<AuditRecord> {
+    outcomes
+        .iter()
+        .zip(patients)
+        .filter_map(|(outcome, patient)| {
+            let (action, status) = match outcome {
+                WriteOutcome::Created(_) => (AuditAction::Create, 201),
+                WriteOutcome::Updated { .. } => (AuditAction::Update, 200),
+                WriteOutcome::Existing(_) => (AuditAction::Create, 200),
+                WriteOutcome::Deleted { version: None, .. } => return None,
+                WriteOutcome::Deleted { .. } => (AuditAction::Delete, 204),
+                WriteOutcome::StatePut => return None,
+            };
+            let v = outcome.version()?;
+            let entity = format!("{}/{}/_history/{}", v.resource_type, v.id, v.version_id);
+            Some(context.record(
+                now,
+                action,
+                Some(entity),
+                patient,
+                AuditOutcome::Success,
+                Some(status),
+            ))
+        })
+        .collect()
+}
+
 async fn execute(
     tx: &mut dyn WriteTx,
     op: WriteOp,
@@ -226,6 +310,15 @@ async fn execute(
     now: DateTime<Utc>,
 ) -> Result<WriteOutcome> {
     match plan {
+        Plan::State => match op {
+            WriteOp::PutState { key, value } => {
+                tx.put_state(&key, &value).await?;
+                Ok(WriteOutcome::StatePut)
+            }
+            _ => Err(StoreError::Database(
+                "a state write planned for another operation".into(),
+            )),
+        },
         Plan::Existing(v) => Ok(WriteOutcome::Existing(v)),
         Plan::Nothing { resource_type } => Ok(WriteOutcome::Deleted {
             resource_type,

@@ -1,5 +1,7 @@
 //! System API clients: OAuth2 client credentials, signed access tokens, scopes, and the one
-//! place an access decision is made ([`authorize`]).
+//! place an access decision is made ([`authorize`]). The token endpoint also serves SMART apps
+//! (authorization code and refresh token grants, in [`crate::smart::token`]); their access
+//! tokens are of kind `user` and carry the account, the patient in context and the grant.
 //!
 //! An access token is `base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`,
 //! signed with the store's key ([`store::Store::signing_key`]) so that every server instance
@@ -198,14 +200,57 @@ pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, ScopeError> {
     Ok(scopes)
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: a system client, or an app acting for a person.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
+    /// The system client's or the app's client id.
     pub client_id: String,
+    /// A system client's scopes; empty for an app acting for a person (see [`Principal::kind`]).
     pub scopes: Vec<Scope>,
+    pub kind: PrincipalKind,
+}
+
+/// Who is behind a bearer token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrincipalKind {
+    /// A system client (OAuth2 client credentials): no person involved.
+    System,
+    /// A SMART app acting for a signed-in person under a grant they approved.
+    User(UserPrincipal),
+}
+
+/// The person an app acts for, and what they granted it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserPrincipal {
+    pub account_id: String,
+    /// The patient in context (`patient/` scopes reach only this patient).
+    pub patient: Option<String>,
+    /// The grant the token was issued under; a revoked grant's tokens must not be honoured
+    /// ([`crate::smart::grant_is_active`]).
+    pub grant_id: String,
+    /// The granted scopes, in the access policy's model, with the patient in context.
+    pub scopes: policy::Scopes,
 }
 
 impl Principal {
+    /// A system client with `scopes`.
+    pub fn system(client_id: impl Into<String>, scopes: Vec<Scope>) -> Principal {
+        Principal {
+            client_id: client_id.into(),
+            scopes,
+            kind: PrincipalKind::System,
+        }
+    }
+
+    /// The person an app acts for, or None for a system client.
+    pub fn user(&self) -> Option<&UserPrincipal> {
+        match &self.kind {
+            PrincipalKind::User(u) => Some(u),
+            PrincipalKind::System => None,
+        }
+    }
+
+    /// Whether the system scopes allow `action` on `resource_type` (never for a user's app).
     pub fn allows(&self, action: Action, resource_type: &str) -> bool {
         self.scopes.iter().any(|s| s.allows(action, resource_type))
     }
@@ -213,12 +258,19 @@ impl Principal {
 
 /// The access decision: may `principal` do `action` on resources of `resource_type`?
 ///
-/// The one place it is made (a later issue replaces it with the `policy` crate).
+/// The one place it is made (a later issue replaces it with the `policy` crate). Until the
+/// access policy decides for people, tokens of apps acting for a person are refused here.
 pub fn authorize(
     principal: &Principal,
     action: Action,
     resource_type: &str,
 ) -> Result<(), WebError> {
+    if principal.user().is_some() {
+        return Err(WebError::Forbidden(format!(
+            "app {} acts for a person; the FHIR API does not serve apps acting for people yet",
+            principal.client_id
+        )));
+    }
     if principal.allows(action, resource_type) {
         return Ok(());
     }
@@ -282,6 +334,46 @@ pub struct Claims {
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
+    /// A system client's token, or an app's acting for a person (tokens from before this
+    /// field are system tokens).
+    #[serde(default)]
+    pub kind: TokenKind,
+    /// The account a user token acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The patient in context of a user token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
+    /// The grant a user token was issued under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// The kind of an access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    #[default]
+    System,
+    User,
+}
+
+impl Claims {
+    /// The claims of a new token valid `ttl_secs` from `now`, with a fresh `jti`.
+    pub fn new(client_id: &str, scopes: &str, ttl_secs: u64, now: i64) -> Claims {
+        let jti: [u8; 16] = rand::random();
+        Claims {
+            client_id: client_id.to_string(),
+            scopes: scopes.to_string(),
+            exp: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
+            iat: now,
+            jti: hex(&jti),
+            kind: TokenKind::System,
+            sub: None,
+            patient: None,
+            grant: None,
+        }
+    }
 }
 
 /// Why a token was refused (the message is shown to the client).
@@ -336,15 +428,12 @@ impl TokenSigner {
         ttl_secs: u64,
         now: i64,
     ) -> Result<String, WebError> {
-        let jti: [u8; 16] = rand::random();
-        let claims = Claims {
-            client_id: client_id.to_string(),
-            scopes: scopes.to_string(),
-            exp: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
-            iat: now,
-            jti: hex(&jti),
-        };
-        let json = serde_json::to_vec(&claims)
+        self.sign_claims(&Claims::new(client_id, scopes, ttl_secs, now))
+    }
+
+    /// A token saying `claims`.
+    pub fn sign_claims(&self, claims: &Claims) -> Result<String, WebError> {
+        let json = serde_json::to_vec(claims)
             .map_err(|e| WebError::Internal(format!("could not encode token claims: {e}")))?;
         let payload = URL_SAFE_NO_PAD.encode(json);
         let mac = URL_SAFE_NO_PAD.encode(self.sign(payload.as_bytes()));
@@ -398,14 +487,37 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, 
         })?;
     let claims = state
         .signer
-        .verify(token, chrono::Utc::now().timestamp())
+        .verify(token, state.now().timestamp())
         .map_err(|e| WebError::Unauthorized(e.to_string()))?;
-    let scopes = parse_scopes(&claims.scopes)
-        .map_err(|_| WebError::Unauthorized(TokenError::Malformed.to_string()))?;
-    Ok(Principal {
-        client_id: claims.client_id,
-        scopes,
-    })
+    principal_of(claims).map_err(|e| WebError::Unauthorized(e.to_string()))
+}
+
+/// The caller a verified token names.
+fn principal_of(claims: Claims) -> Result<Principal, TokenError> {
+    match claims.kind {
+        TokenKind::System => {
+            let scopes = parse_scopes(&claims.scopes).map_err(|_| TokenError::Malformed)?;
+            Ok(Principal::system(claims.client_id, scopes))
+        }
+        TokenKind::User => {
+            let (Some(account_id), Some(grant_id)) = (claims.sub, claims.grant) else {
+                return Err(TokenError::Malformed);
+            };
+            let mut scopes =
+                policy::Scopes::parse(&claims.scopes).map_err(|_| TokenError::Malformed)?;
+            scopes.patient_context = claims.patient.clone();
+            Ok(Principal {
+                client_id: claims.client_id,
+                scopes: Vec::new(),
+                kind: PrincipalKind::User(UserPrincipal {
+                    account_id,
+                    patient: claims.patient,
+                    grant_id,
+                    scopes,
+                }),
+            })
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -465,7 +577,8 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, We
     Ok(Some((unescape(id)?, unescape(secret)?)))
 }
 
-/// `POST /oauth/token`: the client credentials grant.
+/// `POST /oauth/token`: the client credentials grant for system clients; the authorization code
+/// and refresh token grants for SMART apps ([`crate::smart::token`]).
 pub async fn token_endpoint(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -492,22 +605,57 @@ pub async fn token_endpoint(
             )));
         }
     }
-    match fields.get("grant_type") {
-        None => {
-            return Err(invalid_request(
-                "grant_type is missing; use grant_type=client_credentials",
-            ))
-        }
-        Some(&"client_credentials") => {}
-        Some(other) => {
-            return Err(oauth(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                format!("grant_type {other:?} is not supported here; use client_credentials"),
-            ))
-        }
-    }
     let basic = basic_credentials(&headers)?;
+    match fields.get("grant_type") {
+        None => Err(invalid_request(
+            "grant_type is missing; use grant_type=client_credentials",
+        )),
+        Some(&"client_credentials") => client_credentials(&state, basic, &fields).await,
+        Some(&"authorization_code") => {
+            crate::smart::token::authorization_code(&state, basic.is_some(), &fields).await
+        }
+        Some(&"refresh_token") => {
+            crate::smart::token::refresh(&state, basic.is_some(), &fields).await
+        }
+        Some(other) => Err(oauth(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            format!(
+                "grant_type {other:?} is not supported here; use client_credentials, \
+                 authorization_code or refresh_token"
+            ),
+        )),
+    }
+}
+
+/// The form fields of a token request, each given once.
+pub type TokenForm<'a> = std::collections::HashMap<&'a str, &'a str>;
+
+/// An RFC 6749 §5.2 error of the token endpoint.
+pub fn token_error(
+    status: StatusCode,
+    error: &'static str,
+    description: impl Into<String>,
+) -> WebError {
+    oauth(status, error, description)
+}
+
+/// A token response (RFC 6749 §5.1): JSON, never cached.
+pub fn token_response(body: serde_json::Value) -> Response {
+    let mut res = (StatusCode::OK, axum::Json(body)).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// The client credentials grant of a system client.
+async fn client_credentials(
+    state: &AppState,
+    basic: Option<(String, String)>,
+    fields: &TokenForm<'_>,
+) -> Result<Response, WebError> {
     let (client_id, secret) = match (basic, fields.get("client_id"), fields.get("client_secret")) {
         (Some(_), _, Some(_)) => {
             return Err(invalid_request(
@@ -582,24 +730,15 @@ pub async fn token_endpoint(
         ));
     }
     let ttl = state.config.token_ttl_secs;
-    let token = state.signer.issue(
-        &client.client_id,
-        &scopes,
-        ttl,
-        chrono::Utc::now().timestamp(),
-    )?;
-    let body = serde_json::json!({
+    let token = state
+        .signer
+        .issue(&client.client_id, &scopes, ttl, state.now().timestamp())?;
+    Ok(token_response(serde_json::json!({
         "access_token": token,
         "token_type": "bearer",
         "expires_in": ttl,
         "scope": scopes,
-    });
-    let mut res = (StatusCode::OK, axum::Json(body)).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    Ok(res)
+    })))
 }
 
 #[cfg(test)]
@@ -607,10 +746,7 @@ mod tests {
     use super::*;
 
     fn principal(scopes: &str) -> Principal {
-        Principal {
-            client_id: "c".into(),
-            scopes: parse_scopes(scopes).unwrap(),
-        }
+        Principal::system("c", parse_scopes(scopes).unwrap())
     }
 
     #[test]

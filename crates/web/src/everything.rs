@@ -302,6 +302,7 @@ impl Producer {
             compartment: Some(Compartment::Patients(vec![self.patient.id.clone()])),
             after: self.after,
             limit,
+            access: None,
         }
     }
 

@@ -11,16 +11,25 @@
 //! and request id only (never a URL with its query, a header or a body, which could hold patient
 //! data): 5xx at `error`, 4xx at `info`, the rest at `debug` (target `web::access`).
 
+pub mod access;
 pub mod auth;
 pub mod batch;
 pub mod bundle;
 pub mod capability;
+pub mod client_ip;
+pub mod clock;
+pub mod csrf;
 pub mod error;
 pub mod everything;
 pub mod export;
 pub mod http;
+pub mod passkeys;
 pub mod patient_record;
 pub mod rest;
+pub mod session;
+pub mod signin;
+pub mod smart;
+pub mod ui;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,6 +78,11 @@ pub struct WebConfig {
     pub export_file_resources: usize,
     /// How long a finished export's files are kept (seconds); a later kick-off removes older ones.
     pub export_retention_secs: u64,
+    /// Proxies or load balancers in front that append the client's address to
+    /// `X-Forwarded-For` (0: clients connect directly); see [`client_ip`].
+    pub trusted_proxy_hops: usize,
+    /// Sign-in with NHS login; None: off ([`signin::nhs_login`]).
+    pub nhs_login: Option<signin::nhs_login::NhsLoginConfig>,
 }
 
 /// The export folder when none is configured: `portico-export` in the system's temporary
@@ -89,6 +103,8 @@ impl Default for WebConfig {
             export_dir: default_export_dir(),
             export_file_resources: 100_000,
             export_retention_secs: 24 * 3600,
+            trusted_proxy_hops: 0,
+            nhs_login: None,
         }
     }
 }
@@ -105,6 +121,16 @@ pub struct AppState {
     pub(crate) capability: axum::body::Bytes,
     /// Bulk Data exports running in this process.
     pub(crate) exports: Arc<export::runner::Registry>,
+    /// Where "now" comes from ([`clock`]): the system clock, or a test's.
+    pub clock: Arc<dyn clock::Clock>,
+    /// How passwords are hashed (Argon2id; cheaper parameters in tests).
+    pub passwords: Arc<identity::password::PasswordPolicy>,
+    /// The cookies' names and attributes, from the public URL's scheme ([`session`]).
+    cookies: session::Cookies,
+    /// SMART on FHIR: the id_token key and issuer ([`smart`]).
+    pub(crate) smart: Arc<smart::SmartState>,
+    /// NHS login, when configured: the provider's client once discovered.
+    pub(crate) nhs_login: Option<Arc<signin::nhs_login::NhsLogin>>,
 }
 
 impl AppState {
@@ -115,6 +141,13 @@ impl AppState {
         let public_url = config.public_url.trim_end_matches('/');
         let base: Arc<str> = format!("{public_url}/fhir").into();
         let capability = axum::body::Bytes::from(capability::capability_statement(public_url));
+        let cookies = session::Cookies::for_public_url(public_url);
+        let smart = Arc::new(smart::SmartState::load(store.as_ref(), public_url).await?);
+        let nhs_login = config
+            .nhs_login
+            .as_ref()
+            .map(|c| signin::nhs_login::NhsLogin::new(c, public_url, &key).map(Arc::new))
+            .transpose()?;
         Ok(AppState {
             store,
             config,
@@ -122,7 +155,34 @@ impl AppState {
             base,
             capability,
             exports: Arc::new(export::runner::Registry::default()),
+            clock: Arc::new(clock::SystemClock),
+            passwords: Arc::new(identity::password::PasswordPolicy::portico()),
+            cookies,
+            smart,
+            nhs_login,
         })
+    }
+
+    /// The same state reading time from `clock` (tests move a [`clock::ManualClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn clock::Clock>) -> AppState {
+        self.clock = clock;
+        self
+    }
+
+    /// The same state hashing passwords with `policy`.
+    pub fn with_password_policy(mut self, policy: identity::password::PasswordPolicy) -> AppState {
+        self.passwords = Arc::new(policy);
+        self
+    }
+
+    /// The current time, from the state's clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// The cookies' names and attributes.
+    pub fn cookies(&self) -> session::Cookies {
+        self.cookies
     }
 
     /// What runs (and removes) Bulk Data exports.
@@ -176,10 +236,24 @@ impl AppState {
     }
 }
 
-/// Every route of the HTTP API.
+/// The web pages (sign-in for now) and their stylesheet, with the pages' security headers.
+fn pages(state: &AppState) -> Router<AppState> {
+    signin::routes()
+        .merge(signin::nhs_login::routes())
+        .merge(passkeys::routes())
+        .route(ui::assets::STYLESHEET_PATH, get(ui::assets::stylesheet))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ui::headers::security_headers,
+        ))
+}
+
+/// Every route of the HTTP API and the web pages.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
+        .merge(pages(&state))
+        .merge(smart::routes(&state))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/oauth/token", post(auth::token_endpoint))
@@ -222,6 +296,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Meanwhile this process's export worker claims and runs Bulk Data export jobs
+/// ([`export::worker`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -231,9 +307,13 @@ pub async fn serve(
         // Small responses must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
     });
-    axum::serve(listener, router(state))
+    let worker = export::worker::Worker::new(&state, Default::default()).spawn();
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    worker.stop().await;
+    served
 }
 
 async fn healthz() -> &'static str {

@@ -215,6 +215,7 @@ pub async fn history_interaction(
         since: None,
         count: state.config.default_count.min(state.config.max_count),
         offset: 0,
+        access: None,
     };
     let mut kept = Vec::new();
     let mut issues = Vec::new();
@@ -328,6 +329,8 @@ pub fn write_reply(outcome: WriteOutcome, ret: Return) -> Reply {
             }
             return reply;
         }
+        // No HTTP interaction writes portal state; answered as "nothing to show" all the same.
+        WriteOutcome::StatePut => return Reply::empty(StatusCode::NO_CONTENT),
     };
     let mut reply = Reply::about(status, &version);
     reply.body = match ret {

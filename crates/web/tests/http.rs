@@ -12,6 +12,14 @@ use web::{AppState, WebConfig};
 
 #[path = "http/everything_export.rs"]
 mod everything_export;
+#[path = "http/nhs_login.rs"]
+mod nhs_login;
+#[path = "http/passkeys.rs"]
+mod passkeys;
+#[path = "http/signin.rs"]
+mod signin;
+#[path = "http/smart.rs"]
+mod smart;
 
 // ----- harness -----
 

@@ -1,17 +1,31 @@
-//! Rate limits and account lockout as pure arithmetic over a small state record.
+//! Rate limits and account lockout: the rules, and the arithmetic of lockout.
 //!
-//! The caller keeps one state row per key (an IP address, an account) in the database and, in
-//! one transaction, reads it, calls [`check`] (or the lockout functions) with the time, and
-//! writes back the new state. Keeping the state in the database, rather than in a server's
-//! memory, makes the limits hold across any number of Portico instances behind a load balancer.
-//! The rules themselves are named constants in [`rules`], so they are reviewed in one place.
+//! A rate limit is counted by the database (`store`'s `rate_limit_hit`: one atomic statement
+//! per hit over a fixed window), so it holds across any number of Portico instances behind a
+//! load balancer; this module only names the numbers ([`LimitRule`], in [`rules`]) so that they
+//! are reviewed in one place. Lockout lengths (doubling per lockout) are [`LockoutRule`].
 
-mod limiter;
 mod lockout;
 pub mod rules;
 
-pub use limiter::{check, LimitRule, LimitState};
+use chrono::TimeDelta;
+
 pub use lockout::{check_lockout, record_failure, LockoutRule, LockoutState};
+
+/// At most `max` attempts per window of `per_secs` seconds; the window starts at the first
+/// attempt after the previous one ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitRule {
+    pub max: u32,
+    pub per_secs: i64,
+}
+
+impl LimitRule {
+    /// The window as a duration (at least one second, so a rule can never mean "no window").
+    pub fn window(&self) -> TimeDelta {
+        TimeDelta::try_seconds(self.per_secs.max(1)).unwrap_or(TimeDelta::seconds(1))
+    }
+}
 
 /// The answer to "may this attempt go ahead?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

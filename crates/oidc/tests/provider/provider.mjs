@@ -1,12 +1,13 @@
 // A real OpenID Connect provider (oidc-provider, OpenID-certified) shaped like NHS login, for the
-// tests of crates/oidc. Started by crates/oidc/tests/nhs_login.rs; runnable by hand too:
+// tests of crates/oidc and of the web sign-in routes; runnable by hand too:
 //
 //   CLIENT_ID=portico CLIENT_JWKS='{"keys":[...]}' REDIRECT_URIS='["https://portico.example/cb"]' \
 //   ACCOUNTS='{"p9":{"nhs_number":"9990000018","vot":"P9.Cp.Cd","identity_proofing_level":"P9"}}' \
 //   node provider.mjs 0
 //
-// Listens on 127.0.0.1 only, on the port given as the first argument or PROVIDER_PORT (0 picks a
-// free one), and prints "ready <port>" once it serves; the issuer is http://127.0.0.1:<port>.
+// The tests start it through oidc::testing (cargo feature `testing`). It listens on 127.0.0.1
+// only, on the port given as the first argument or PROVIDER_PORT (0 picks a free one), and
+// prints "ready <port>" once it serves; the issuer is http://127.0.0.1:<port>.
 //
 // Settings (environment):
 //   CLIENT_ID              the one client, authenticated with private_key_jwt
@@ -25,6 +26,7 @@
 //   GET  /interaction/<uid>          -> {"uid", "prompt": "login"|"consent", "params": {...}}
 //   POST /interaction/<uid>/login    form login=<account id>  -> 303 back to the provider
 //   POST /interaction/<uid>/confirm  (grants what was asked)  -> 303 back to the provider
+//   POST /interaction/<uid>/abort    (the person cancels)     -> 303, then error=access_denied
 // The signing keys are generated at every start; nothing secret is stored.
 
 import crypto from 'node:crypto';
@@ -117,7 +119,7 @@ async function readForm(req) {
 
 function interactionRoutes(provider) {
   return async (ctx, next) => {
-    const match = /^\/interaction\/([^/]+)(?:\/(login|confirm))?$/.exec(ctx.path);
+    const match = /^\/interaction\/([^/]+)(?:\/(login|confirm|abort))?$/.exec(ctx.path);
     if (!match) return next();
     const [, uid, action] = match;
     const details = await provider.interactionDetails(ctx.req, ctx.res);
@@ -132,7 +134,9 @@ function interactionRoutes(provider) {
     if (ctx.method !== 'POST') ctx.throw(405);
 
     let result;
-    if (action === 'login') {
+    if (action === 'abort') {
+      result = { error: 'access_denied', error_description: 'End-User aborted interaction' };
+    } else if (action === 'login') {
       if (prompt.name !== 'login') ctx.throw(400, `expected prompt ${prompt.name}, not login`);
       const login = (await readForm(ctx.req)).get('login');
       if (!login || !Object.hasOwn(accounts, login)) ctx.throw(400, 'unknown test account');
@@ -151,7 +155,7 @@ function interactionRoutes(provider) {
       result = { consent: { grantId: await grant.save() } };
     }
     const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, {
-      mergeWithLastSubmission: action !== 'login',
+      mergeWithLastSubmission: action === 'confirm',
     });
     ctx.status = 303;
     ctx.redirect(returnTo);

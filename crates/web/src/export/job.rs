@@ -1,10 +1,17 @@
 //! An export job as the store keeps it: one JSON document in the server state under
-//! `export/<job id>`, written at kick-off and then by the task that runs the export (its progress,
-//! at least every [`HEARTBEAT_SECS`], and its outcome). Every server instance on the database sees
-//! it, so a status poll may reach any of them.
+//! `export/<job id>`, written `queued` at kick-off, then claimed by one server's worker
+//! ([`super::worker`]) and written by the task that runs the export (its progress, at least every
+//! [`HEARTBEAT_SECS`], and its outcome). Every server instance on the database sees it, so a
+//! status poll may reach any of them.
+//!
+//! Every write after the kick-off is a compare-and-put from the text last read or written
+//! ([`store::Store::state_compare_and_put`]): whoever changed the record since (another worker
+//! that took over a job whose heartbeat stopped) wins, and the loser stops.
 //!
 //! Cancelling writes a second key, `export-cancel/<job id>`, which the running task never
-//! writes: a progress update racing the cancellation cannot undo it.
+//! writes: a progress update racing the cancellation cannot undo it. A Group export's members,
+//! fixed at kick-off, are a third key, `export-members/<job id>`, so that the record that is
+//! rewritten every second stays small.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,11 +21,16 @@ use store::{Store, StoreError};
 pub const KEY_PREFIX: &str = "export/";
 /// Prefix of cancellation keys.
 pub const CANCEL_PREFIX: &str = "export-cancel/";
+/// Prefix of the keys holding a Group export's member patients.
+pub const MEMBERS_PREFIX: &str = "export-members/";
 /// How often a running export records its progress (and checks for a cancellation).
 pub const HEARTBEAT_SECS: i64 = 1;
 /// A running job whose progress has not moved for this long has lost the process that ran it
-/// (stopped or restarted): it is reported as failed.
+/// (stopped or restarted): another server's worker takes it over.
 pub const STALE_SECS: i64 = 120;
+/// A job is taken over at most this many times; then it is failed (something in it may stop the
+/// servers that run it).
+pub const MAX_ATTEMPTS: u32 = 3;
 
 /// Whose data the export holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,6 +47,8 @@ pub enum Level {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Recorded, waiting for a worker to claim it.
+    Queued,
     Running,
     Complete,
     Failed,
@@ -74,6 +88,13 @@ pub struct Job {
     /// The last time the running task recorded progress.
     pub heartbeat: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// How many times a worker claimed the job; the claim's files are in the job's folder
+    /// `{attempt}/`.
+    #[serde(default)]
+    pub attempt: u32,
+    /// Which worker claimed it last (for people reading the state).
+    #[serde(default)]
+    pub worker: Option<String>,
 }
 
 impl Job {
@@ -85,11 +106,23 @@ impl Job {
         format!("{CANCEL_PREFIX}{id}")
     }
 
+    pub fn members_key(id: &str) -> String {
+        format!("{MEMBERS_PREFIX}{id}")
+    }
+
     /// The job stored under `id`, if any.
     pub async fn load(store: &dyn Store, id: &str) -> Result<Option<Job>, StoreError> {
+        Ok(Job::load_text(store, id).await?.map(|(job, _)| job))
+    }
+
+    /// The job stored under `id` and its text as stored (to compare-and-put from).
+    pub async fn load_text(
+        store: &dyn Store,
+        id: &str,
+    ) -> Result<Option<(Job, String)>, StoreError> {
         match store.state_get(&Job::key(id)).await? {
             None => Ok(None),
-            Some(text) => Job::parse(&text).map(Some),
+            Some(text) => Ok(Some((Job::parse(&text)?, text))),
         }
     }
 
@@ -98,10 +131,28 @@ impl Job {
             .map_err(|e| StoreError::Database(format!("an export job record is unreadable: {e}")))
     }
 
+    pub fn to_text(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self)
+            .map_err(|e| StoreError::Database(format!("could not encode an export job: {e}")))
+    }
+
+    /// Stores the job, whatever was there (the kick-off, and tests).
     pub async fn save(&self, store: &dyn Store) -> Result<(), StoreError> {
-        let text = serde_json::to_string(self)
-            .map_err(|e| StoreError::Database(format!("could not encode an export job: {e}")))?;
-        store.state_put(&Job::key(&self.id), &text).await
+        store.state_put(&Job::key(&self.id), &self.to_text()?).await
+    }
+
+    /// Stores the job only if its record is still `expected`; answers the new text, or None when
+    /// the record changed meanwhile (another worker took the job over, or it was removed).
+    pub async fn swap(
+        &self,
+        store: &dyn Store,
+        expected: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let text = self.to_text()?;
+        let swapped = store
+            .state_compare_and_put(&Job::key(&self.id), Some(expected), &text)
+            .await?;
+        Ok(swapped.then_some(text))
     }
 
     /// Whether the job was cancelled (its cancellation key exists).
@@ -111,12 +162,25 @@ impl Job {
 
     /// A running job nobody has advanced for [`STALE_SECS`].
     pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
-        self.status == Status::Running
-            && now.signed_duration_since(self.heartbeat).num_seconds() >= STALE_SECS
+        self.is_stale_after(now, STALE_SECS)
     }
 
-    /// The `X-Progress` text of a running job.
+    /// A running job nobody has advanced for `secs` seconds.
+    pub fn is_stale_after(&self, now: DateTime<Utc>, secs: i64) -> bool {
+        self.status == Status::Running
+            && now.signed_duration_since(self.heartbeat).num_seconds() >= secs
+    }
+
+    /// Whether the job is still to be done (queued, or running, here or anywhere).
+    pub fn is_pending(&self) -> bool {
+        matches!(self.status, Status::Queued | Status::Running)
+    }
+
+    /// The `X-Progress` text of a queued or running job.
     pub fn progress(&self) -> String {
+        if self.status == Status::Queued {
+            return "queued; waiting for a server to start it".into();
+        }
         let total = self.types.len();
         match self.types.get(self.types_done) {
             Some(t) => format!(
@@ -197,9 +261,28 @@ mod tests {
             error: None,
             heartbeat: now,
             finished_at: None,
+            attempt: 1,
+            worker: Some("w".into()),
         };
         let text = serde_json::to_string(&job).unwrap();
         assert_eq!(Job::parse(&text).unwrap(), job);
+        // Records written before jobs were claimed read as a first claim by nobody.
+        let mut old: serde_json::Value = serde_json::from_str(&text).unwrap();
+        old.as_object_mut().unwrap().remove("attempt");
+        old.as_object_mut().unwrap().remove("worker");
+        let read = Job::parse(&old.to_string()).unwrap();
+        assert_eq!((read.attempt, read.worker), (0, None));
+        let queued = Job {
+            status: Status::Queued,
+            heartbeat: now - chrono::Duration::seconds(STALE_SECS * 10),
+            ..job.clone()
+        };
+        assert!(!queued.is_stale(now), "a queued job never goes stale");
+        assert!(queued.is_pending());
+        assert_eq!(
+            queued.progress(),
+            "queued; waiting for a server to start it"
+        );
         assert_eq!(
             job.progress(),
             "10 resources written; exporting Observation (type 2 of 2)"

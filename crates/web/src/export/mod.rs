@@ -29,15 +29,22 @@
 //! after it, so the two exports neither overlap nor leave a gap). Resources deleted before the
 //! export reads them are not in it.
 //!
-//! **Where files go.** `WebConfig::export_dir` (`PORTICO_EXPORT_DIR`), one folder per job. Jobs
-//! are kept `export_retention_secs` after they finish and removed by a later kick-off. The task
-//! writing an export runs in the server that received the kick-off; with several servers on one
-//! PostgreSQL database, the folder must be shared storage for a status poll or download reaching
-//! another server to find the files. A job whose server stopped is reported failed after
-//! [`job::STALE_SECS`].
+//! **Who runs it.** The kick-off only records the job (`queued`); the export worker of every
+//! serving process ([`worker`]) claims queued jobs from the database, so that exactly one server
+//! runs each, whichever received the kick-off. A job whose server stopped (its heartbeat is
+//! [`job::STALE_SECS`] old) is taken over by another worker and its files started again; after
+//! [`job::MAX_ATTEMPTS`] such claims it is failed. Cancelling reaches the runner on any server
+//! through the database.
+//!
+//! **Where files go.** `WebConfig::export_dir` (`PORTICO_EXPORT_DIR`), one folder per job (the
+//! file names on disk begin with the number of the claim that wrote them). Jobs are kept
+//! `export_retention_secs` after they finish and removed by a later kick-off. With several
+//! servers on one database the folder must be shared storage: the server that writes an export
+//! is rarely the one a status poll or download reaches.
 
 pub mod job;
 pub mod runner;
+pub mod worker;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{OriginalUri, RawQuery, State};
@@ -47,7 +54,7 @@ use chrono::{DateTime, Utc};
 use fhir::{Issue, IssueType, OperationOutcome};
 use serde_json::{json, Value};
 use store::scan::MAX_COMPARTMENT_PATIENTS;
-use store::{Compartment, Store};
+use store::Store;
 
 use crate::auth::{authorize, Action, Principal};
 use crate::error::WebError;
@@ -231,15 +238,13 @@ async fn kick_off(
     for t in &types {
         authorize(principal, Action::Read, t)?;
     }
-    let compartment = match &level {
-        Level::System => None,
-        Level::Patient => Some(Compartment::AnyPatient),
+    // A Group export's members are fixed now; a worker reads them when it runs the job.
+    let members = match &level {
         Level::Group { id } => {
             authorize(principal, Action::Read, "Group")?;
-            Some(Compartment::Patients(
-                group_members(&*state.store, id).await?,
-            ))
+            Some(group_members(&*state.store, id).await?)
         }
+        Level::System | Level::Patient => None,
     };
     let jobs = state.store.state_list(job::KEY_PREFIX).await?;
     let now = Utc::now();
@@ -250,16 +255,13 @@ async fn kick_off(
         };
         if state.export_expired(&existing, now) {
             state.export_runner().remove(&existing.id).await;
-        } else if existing.client_id == principal.client_id
-            && existing.status == Status::Running
-            && !existing.is_stale(now)
-        {
+        } else if existing.client_id == principal.client_id && existing.is_pending() {
             running += 1;
         }
     }
     if running >= MAX_RUNNING_PER_CLIENT {
         return Err(WebError::TooManyRequests(format!(
-            "this client already has {running} exports running; wait for one to finish (or cancel one with DELETE on its status URL) and try again"
+            "this client already has {running} exports queued or running; wait for one to finish (or cancel one with DELETE on its status URL) and try again"
         )));
     }
     let transaction_time = fhir::datetime::now_millis();
@@ -278,17 +280,28 @@ async fn kick_off(
         types: types.iter().map(|t| t.to_string()).collect(),
         since: request.since,
         transaction_time,
-        status: Status::Running,
+        status: Status::Queued,
         written: 0,
         types_done: 0,
         output: Vec::new(),
         error: None,
         heartbeat: transaction_time,
         finished_at: None,
+        attempt: 0,
+        worker: None,
     };
+    if let Some(members) = members {
+        let text = serde_json::to_string(&members)
+            .map_err(|e| WebError::Internal(format!("could not encode a Group's members: {e}")))?;
+        state
+            .store
+            .state_put(&Job::members_key(&job.id), &text)
+            .await?;
+    }
+    // Recorded last: a worker that finds the job finds its members too.
     job.save(&*state.store).await?;
     let status_url = format!("{}/$export-status/{}", state.base, job.id);
-    state.export_runner().start(job, compartment);
+    state.exports.wake();
 
     let mut issues = vec![Issue::information(format!(
         "export started; poll {status_url} for its progress"
@@ -370,18 +383,11 @@ pub async fn status(
     principal: Principal,
     Segments(id): Segments<String>,
 ) -> Result<Response, WebError> {
-    let mut job = owned_job(&state, &principal, &id).await?;
+    let job = owned_job(&state, &principal, &id).await?;
     let now = Utc::now();
-    if job.is_stale(now) {
-        job.status = Status::Failed;
-        job.error = Some(
-            "the server running this export stopped before it finished; start a new export".into(),
-        );
-        job.finished_at = Some(now);
-        job.save(&*state.store).await?;
-    }
     match job.status {
-        Status::Running => {
+        // A job whose server stopped is still to be done: a worker takes it over.
+        Status::Queued | Status::Running => {
             let mut res = StatusCode::ACCEPTED.into_response();
             let h = res.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&job.progress()) {
@@ -442,18 +448,16 @@ pub async fn cancel(
     principal: Principal,
     Segments(id): Segments<String>,
 ) -> Result<Response, WebError> {
-    let job = owned_job(&state, &principal, &id).await?;
+    owned_job(&state, &principal, &id).await?;
     state
         .store
         .state_put(&Job::cancel_key(&id), "cancelled")
         .await?;
-    let runner = state.export_runner();
-    // A running export here stops at its next page and removes its files itself; one that has
-    // finished, or whose server stopped, is removed now. (One running on another server sees the
-    // cancellation at its next progress update.)
-    let runs_here = state.exports.cancel(&id);
-    if !runs_here && (job.status != Status::Running || job.is_stale(Utc::now())) {
-        runner.remove(&id).await;
+    // A running export here stops at its next page and removes its files itself; one running on
+    // another server sees the cancellation at its next progress write and does the same. One
+    // that has finished, is queued, or whose server stopped is removed now.
+    if !state.exports.cancel(&id) {
+        worker::remove_unless_running(&state.export_runner(), &id, job::STALE_SECS).await?;
     }
     let body = OperationOutcome::single(Issue::information(format!(
         "export {id} is cancelled and its files removed"
@@ -480,7 +484,7 @@ pub async fn file(
     {
         return Err(missing());
     }
-    let path = state.export_runner().job_dir(&id).join(&name);
+    let path = state.export_runner().file_path(&id, job.attempt, &name);
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -1,8 +1,14 @@
-//! The task that runs an export: for each type, scans the store page by page
-//! ([`store::Store::scan`], up to the job's `transactionTime`) and appends each resource, as
-//! stored, as one line of `{Type}-{n}.ndjson` in the job's folder, starting a new file every
+//! The task that runs an export a worker claimed ([`super::worker`]): for each type, scans the
+//! store page by page ([`store::Store::scan`], up to the job's `transactionTime`) and appends
+//! each resource, as stored, as one line of `{Type}-{n}.ndjson`, starting a new file every
 //! `export_file_resources` resources. The next page is read while the last one is written, and
 //! memory holds two pages at most, however large the export.
+//!
+//! The files of a claim are named for it in the job's folder: `{attempt}.{Type}-{n}.ndjson`,
+//! served as `{Type}-{n}.ndjson`. A worker that takes over a job whose runner went quiet starts
+//! the files again under names of its own, so a runner that was only slow never writes into
+//! them: it stops at its next progress write, which fails because the record is no longer the
+//! one it wrote (see [`super::job`]).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,15 +20,17 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use store::{Compartment, ResourceVersion, ScanQuery, Store, StoreError};
 
-use super::job::{Job, OutputFile, Status, HEARTBEAT_SECS};
+use super::job::{Job, Level, OutputFile, Status, HEARTBEAT_SECS};
 
 /// Resources read from the store per page.
 const PAGE: usize = 1000;
 
-/// The exports running in this process, each with its cancellation flag.
+/// The exports running in this process, each with its cancellation flag, and the bell that
+/// wakes this process's worker.
 #[derive(Debug, Default)]
 pub struct Registry {
     running: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    wake: tokio::sync::Notify,
 }
 
 impl Registry {
@@ -33,7 +41,7 @@ impl Registry {
     }
 
     /// Asks the export `id` to stop, if it runs in this process; false when it does not (it
-    /// finished, or runs elsewhere), in which case the caller cleans up.
+    /// finished, or runs elsewhere).
     pub fn cancel(&self, id: &str) -> bool {
         match self.running.lock().get(id) {
             Some(flag) => {
@@ -44,6 +52,11 @@ impl Registry {
         }
     }
 
+    /// Whether the export `id` runs in this process.
+    pub fn runs(&self, id: &str) -> bool {
+        self.running.lock().contains_key(id)
+    }
+
     /// How many exports run in this process.
     pub fn len(&self) -> usize {
         self.running.lock().len()
@@ -51,6 +64,16 @@ impl Registry {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Tells this process's worker to look for queued jobs now (one was just recorded).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Until [`Registry::wake`] is called (at once if it was since the last call).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
     }
 
     /// Unregisters `id`; whether it was asked to stop meanwhile.
@@ -78,6 +101,10 @@ pub struct Runner {
 enum Stop {
     #[error("cancelled")]
     Cancelled,
+    /// The record is no longer the one this runner wrote: another worker took the job over, or
+    /// it was removed.
+    #[error("taken over by another worker, or removed")]
+    Lost,
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("writing the export files failed: {0}")]
@@ -90,24 +117,36 @@ impl Runner {
         self.dir.join(id)
     }
 
-    /// Starts `job` (already saved) in the background; `compartment` limits it to patients.
-    pub fn start(&self, job: Job, compartment: Option<Compartment>) {
+    /// Where claim `attempt` of job `id` keeps its file `name` (as the manifest names it).
+    pub fn file_path(&self, id: &str, attempt: u32, name: &str) -> PathBuf {
+        self.job_dir(id)
+            .join(format!("{}{name}", claim_prefix(attempt)))
+    }
+
+    /// Runs `job` in the background; it was just claimed, and its record is `claimed`.
+    pub fn start(&self, job: Job, claimed: String) {
         let flag = self.registry.register(&job.id);
         let runner = self.clone();
         tokio::spawn(async move {
-            let id = job.id.clone();
-            let outcome = runner.run(job, compartment, &flag).await;
+            let (id, attempt) = (job.id.clone(), job.attempt);
+            let outcome = runner.run(job, claimed, &flag).await;
             let cancelled = runner.registry.finish(&id);
+            // Room for another job: the worker need not wait for its next look.
+            runner.registry.wake();
             match outcome {
                 _ if cancelled => runner.remove(&id).await,
                 Err(Stop::Cancelled) => runner.remove(&id).await,
+                Err(Stop::Lost) => {
+                    runner.remove_attempt(&id, attempt).await;
+                    tracing::info!(job = %id, "export stopped: another worker took it over, or it was removed");
+                }
                 Ok(()) => tracing::info!(job = %id, "export complete"),
                 Err(e) => tracing::warn!(job = %id, error = %e, "export failed"),
             }
         });
     }
 
-    /// Removes a job: its files, its record and its cancellation key.
+    /// Removes a job: its files, its record, its cancellation and its members.
     pub async fn remove(&self, id: &str) {
         let dir = self.job_dir(id);
         if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
@@ -115,20 +154,80 @@ impl Runner {
                 tracing::warn!(job = %id, error = %e, "could not remove an export's files");
             }
         }
-        for key in [Job::key(id), Job::cancel_key(id)] {
+        for key in [Job::key(id), Job::cancel_key(id), Job::members_key(id)] {
             if let Err(e) = self.store.state_delete(&key).await {
                 tracing::warn!(job = %id, error = %e, "could not remove an export's record");
             }
         }
     }
 
-    async fn run(
-        &self,
-        mut job: Job,
-        compartment: Option<Compartment>,
-        flag: &AtomicBool,
-    ) -> Result<(), Stop> {
-        let result = self.export(&mut job, compartment, flag).await;
+    /// Removes the files of one claim (and the job's folder, if nothing else is left in it).
+    async fn remove_attempt(&self, id: &str, attempt: u32) {
+        self.remove_files(id, |name| name.starts_with(&claim_prefix(attempt)))
+            .await;
+        let _ = tokio::fs::remove_dir(self.job_dir(id)).await;
+    }
+
+    /// Removes the files of the job's earlier claims (best effort: a runner still writing them
+    /// stops at its next progress write).
+    async fn remove_other_attempts(&self, id: &str, attempt: u32) {
+        self.remove_files(id, |name| !name.starts_with(&claim_prefix(attempt)))
+            .await;
+    }
+
+    /// Removes the entries of job `id`'s folder whose names `matches` picks.
+    async fn remove_files(&self, id: &str, matches: impl Fn(&str) -> bool) {
+        let Ok(mut entries) = tokio::fs::read_dir(self.job_dir(id)).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let name = entry.file_name();
+            if matches(&name.to_string_lossy()) {
+                let path = entry.path();
+                let removed = match entry.file_type().await {
+                    Ok(t) if t.is_dir() => tokio::fs::remove_dir_all(&path).await,
+                    _ => tokio::fs::remove_file(&path).await,
+                };
+                if let Err(e) = removed {
+                    tracing::warn!(job = %id, error = %e, "could not remove an export file");
+                }
+            }
+        }
+    }
+
+    /// Whose resources the job exports.
+    async fn compartment(&self, job: &Job) -> Result<Option<Compartment>, Stop> {
+        Ok(match &job.level {
+            Level::System => None,
+            Level::Patient => Some(Compartment::AnyPatient),
+            Level::Group { id } => {
+                let text = self
+                    .store
+                    .state_get(&Job::members_key(&job.id))
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Database(format!(
+                            "the member list of Group/{id} recorded at kick-off is missing"
+                        ))
+                    })?;
+                let members: Vec<String> = serde_json::from_str(&text).map_err(|e| {
+                    StoreError::Database(format!("a Group export's member list is unreadable: {e}"))
+                })?;
+                Some(Compartment::Patients(members))
+            }
+        })
+    }
+
+    async fn run(&self, mut job: Job, claimed: String, flag: &AtomicBool) -> Result<(), Stop> {
+        let mut record = claimed;
+        if Job::cancelled(&*self.store, &job.id).await? {
+            return Err(Stop::Cancelled);
+        }
+        self.remove_other_attempts(&job.id, job.attempt).await;
+        let result = match self.compartment(&job).await {
+            Ok(compartment) => self.export(&mut job, &mut record, compartment, flag).await,
+            Err(e) => Err(e),
+        };
         match result {
             Ok(()) => {
                 if Job::cancelled(&*self.store, &job.id).await? {
@@ -137,21 +236,24 @@ impl Runner {
                 job.status = Status::Complete;
                 job.finished_at = Some(chrono::Utc::now());
                 job.heartbeat = chrono::Utc::now();
-                job.save(&*self.store).await?;
-                Ok(())
+                self.save(&job, &mut record).await
             }
-            Err(Stop::Cancelled) => Err(Stop::Cancelled),
+            Err(e @ (Stop::Cancelled | Stop::Lost)) => Err(e),
             Err(e) => {
                 // The partial files are useless; the record says what went wrong.
-                let _ = tokio::fs::remove_dir_all(self.job_dir(&job.id)).await;
+                self.remove_attempt(&job.id, job.attempt).await;
                 if !Job::cancelled(&*self.store, &job.id).await.unwrap_or(false) {
                     job.status = Status::Failed;
                     job.error = Some(e.to_string());
                     job.output.clear();
                     job.finished_at = Some(chrono::Utc::now());
                     job.heartbeat = chrono::Utc::now();
-                    if let Err(save) = job.save(&*self.store).await {
-                        tracing::warn!(job = %job.id, error = %save, "could not record an export's failure");
+                    match self.save(&job, &mut record).await {
+                        Err(Stop::Lost) => return Err(Stop::Lost),
+                        Err(save) => {
+                            tracing::warn!(job = %job.id, error = %save, "could not record an export's failure")
+                        }
+                        Ok(()) => {}
                     }
                 }
                 Err(e)
@@ -159,9 +261,22 @@ impl Runner {
         }
     }
 
+    /// Writes the job's record over `record` (the text this runner wrote last), which becomes
+    /// the new text; [`Stop::Lost`] when the record changed meanwhile.
+    async fn save(&self, job: &Job, record: &mut String) -> Result<(), Stop> {
+        match job.swap(&*self.store, record).await? {
+            Some(text) => {
+                *record = text;
+                Ok(())
+            }
+            None => Err(Stop::Lost),
+        }
+    }
+
     async fn export(
         &self,
         job: &mut Job,
+        record: &mut String,
         compartment: Option<Compartment>,
         flag: &AtomicBool,
     ) -> Result<(), Stop> {
@@ -170,7 +285,12 @@ impl Runner {
         let mut last_beat = chrono::Utc::now();
         for index in 0..job.types.len() {
             let resource_type = job.types[index].clone();
-            let mut files = Some(NdjsonFiles::new(&dir, &resource_type, self.file_resources));
+            let mut files = Some(NdjsonFiles::new(
+                &dir,
+                &claim_prefix(job.attempt),
+                &resource_type,
+                self.file_resources,
+            ));
             let mut query = ScanQuery {
                 resource_types: vec![resource_type.clone()],
                 updated_after: job.since,
@@ -178,6 +298,7 @@ impl Runner {
                 compartment: compartment.clone(),
                 after: 0,
                 limit: PAGE,
+                access: None,
             };
             let mut page = self.store.scan(&query).await?;
             loop {
@@ -216,7 +337,7 @@ impl Runner {
                         return Err(Stop::Cancelled);
                     }
                     job.heartbeat = now;
-                    job.save(&*self.store).await?;
+                    self.save(job, record).await?;
                 }
                 match next {
                     Some(next) => page = next?,
@@ -235,9 +356,16 @@ impl Runner {
     }
 }
 
+/// How the files of claim `attempt` begin.
+fn claim_prefix(attempt: u32) -> String {
+    format!("{attempt}.")
+}
+
 /// The NDJSON files of one type, written on a blocking thread.
 struct NdjsonFiles {
     dir: PathBuf,
+    /// Put before each file's name on disk (the claim's, [`claim_prefix`]).
+    prefix: String,
     resource_type: String,
     per_file: usize,
     current: Option<(OutputFile, BufWriter<File>)>,
@@ -245,9 +373,10 @@ struct NdjsonFiles {
 }
 
 impl NdjsonFiles {
-    fn new(dir: &Path, resource_type: &str, per_file: usize) -> NdjsonFiles {
+    fn new(dir: &Path, prefix: &str, resource_type: &str, per_file: usize) -> NdjsonFiles {
         NdjsonFiles {
             dir: dir.to_path_buf(),
+            prefix: prefix.to_string(),
             resource_type: resource_type.to_string(),
             per_file: per_file.max(1),
             current: None,
@@ -266,8 +395,8 @@ impl NdjsonFiles {
             }
             if self.current.is_none() {
                 let name = format!("{}-{}.ndjson", self.resource_type, self.done.len() + 1);
-                let writer =
-                    BufWriter::with_capacity(256 * 1024, File::create(self.dir.join(&name))?);
+                let path = self.dir.join(format!("{}{name}", self.prefix));
+                let writer = BufWriter::with_capacity(256 * 1024, File::create(path)?);
                 let file = OutputFile {
                     resource_type: self.resource_type.clone(),
                     name,
@@ -331,7 +460,7 @@ mod tests {
             super::super::job::new_job_id()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut files = NdjsonFiles::new(&dir, "Patient", 2);
+        let mut files = NdjsonFiles::new(&dir, "3.", "Patient", 2);
         files
             .write(vec![version("a"), version("b"), version("c")])
             .unwrap();
@@ -346,7 +475,9 @@ mod tests {
                 ("Patient-3.ndjson", 1)
             ]
         );
-        let second = std::fs::read_to_string(dir.join("Patient-2.ndjson")).unwrap();
+        // On disk, the names carry the claim's prefix.
+        let second = std::fs::read_to_string(dir.join("3.Patient-2.ndjson")).unwrap();
+        assert!(!dir.join("Patient-2.ndjson").exists());
         assert_eq!(second, "{\"resourceType\":\"Patient\",\"id\":\"c\"}\n{\"resourceType\":\"Patient\",\"id\":\"d\"}\n");
         std::fs::remove_dir_all(&dir).unwrap();
     }

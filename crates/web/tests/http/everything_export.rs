@@ -885,9 +885,9 @@ async fn cancelling_an_export_removes_it_and_its_files() {
     }
 }
 
-/// A job record as a running export on some server would have written it, `heartbeat_age`
-/// seconds ago.
-async fn running_job(s: &Server, client_id: &str, heartbeat_age: i64) -> String {
+/// A job record as a runner on some server would have written it (claim number `attempt`),
+/// `heartbeat_age` seconds ago.
+async fn running_job(s: &Server, client_id: &str, heartbeat_age: i64, attempt: u32) -> String {
     use web::export::job::{new_job_id, Job, Level, Status};
     let now = chrono::Utc::now();
     let job = Job {
@@ -905,16 +905,39 @@ async fn running_job(s: &Server, client_id: &str, heartbeat_age: i64) -> String 
         error: None,
         heartbeat: now - chrono::TimeDelta::seconds(heartbeat_age),
         finished_at: None,
+        attempt,
+        worker: Some("a-server-that-stopped".into()),
     };
     job.save(&*s.state.store).await.expect("save job");
     format!("{}/fhir/$export-status/{}", s.base, job.id)
+}
+
+/// The job behind a status URL, as stored.
+async fn stored_job(s: &Server, status_url: &str) -> web::export::job::Job {
+    let id = status_url.rsplit('/').next().expect("job id");
+    web::export::job::Job::load(&*s.state.store, id)
+        .await
+        .expect("load job")
+        .expect("the job is stored")
+}
+
+/// Polls until the export is no longer queued or running; returns the answer.
+async fn wait_until_over(s: &Server, status_url: &str) -> Resp {
+    for _ in 0..600 {
+        let r = s.get(status_url).await;
+        if r.status != 202 {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("[{}] the export did not end", s.backend);
 }
 
 #[tokio::test]
 async fn a_running_export_answers_202_with_progress_and_retry_after() {
     for (s, _exports) in export_servers(1000).await {
         let b = s.backend;
-        let status = running_job(&s, "test-admin", 0).await;
+        let status = running_job(&s, "test-admin", 0, 1).await;
         let r = s.get(&status).await;
         assert_eq!(r.status, 202, "[{b}] {}", r.text);
         assert_eq!(
@@ -923,16 +946,53 @@ async fn a_running_export_answers_202_with_progress_and_retry_after() {
             "[{b}]"
         );
         assert_eq!(r.header("retry-after").as_deref(), Some("2"), "[{b}]");
+        // A live runner's job is not taken over.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let job = stored_job(&s, &status).await;
+        assert_eq!(job.attempt, 1, "[{b}]");
+        assert_eq!(
+            job.worker.as_deref(),
+            Some("a-server-that-stopped"),
+            "[{b}]"
+        );
     }
 }
 
 #[tokio::test]
-async fn an_export_whose_server_stopped_or_that_failed_answers_500() {
-    for (s, _exports) in export_servers(1000).await {
+async fn an_export_whose_server_stopped_is_taken_over_then_failed_after_three_tries() {
+    for (s, exports) in export_servers(1000).await {
         let b = s.backend;
-        let status = running_job(&s, "test-admin", 3600).await;
-        let r = s.get(&status).await;
-        assert_outcome(&r, 500, "exception", &format!("[{b}] stale job"));
+        s.create(patient("Export-Resumed")).await;
+        // Stopped mid-way: a partial file of its first claim is left behind.
+        let status = running_job(&s, "test-admin", 3600, 1).await;
+        let id = status.rsplit('/').next().unwrap().to_string();
+        std::fs::create_dir_all(exports.path().join(&id)).unwrap();
+        let first_claim = exports.path().join(&id).join("1.Patient-1.ndjson");
+        std::fs::write(&first_claim, "{\"half\":").unwrap();
+        let manifest = wait_for(&s, &s.token, &status).await;
+        let files = download(&s, &s.token, &manifest).await;
+        assert_eq!(files.len(), 1, "[{b}] the one Patient, exported again");
+        let job = stored_job(&s, &status).await;
+        assert_eq!(job.attempt, 2, "[{b}] taken over once");
+        assert_ne!(job.worker.as_deref(), Some("a-server-that-stopped"));
+        assert!(
+            !first_claim.exists(),
+            "[{b}] the first claim's files are gone"
+        );
+        let on_disk: Vec<String> = std::fs::read_dir(exports.path().join(&id))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            on_disk,
+            ["2.Patient-1.ndjson"],
+            "[{b}] the second claim's file"
+        );
+
+        // Stopped on every claim: failed rather than tried forever.
+        let status = running_job(&s, "test-admin", 3600, 3).await;
+        let r = wait_until_over(&s, &status).await;
+        assert_outcome(&r, 500, "exception", &format!("[{b}] stopped three times"));
         assert!(
             r.text.contains("stopped before it finished"),
             "[{b}] {}",
@@ -956,21 +1016,181 @@ async fn an_export_whose_server_stopped_or_that_failed_answers_500() {
         let s = start(name, store, dir, config).await;
         s.create(patient("Export-Fails")).await;
         let status = start_export(&s, &s.token, "/fhir/$export").await;
-        let mut answered = None;
-        for _ in 0..400 {
-            let r = s.get(&status).await;
-            if r.status != 202 {
-                answered = Some(r);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let r = answered.expect("the export ended");
+        let r = wait_until_over(&s, &status).await;
         assert_outcome(&r, 500, "exception", &format!("[{name}] unwritable folder"));
         assert!(
             r.text.contains("writing the export files failed"),
             "[{name}] {}",
             r.text
         );
+    }
+}
+
+// ----- several servers on one database -----
+
+/// A server like [`start`]'s but without an export worker: it records jobs and answers about
+/// them, and never runs one.
+async fn start_without_worker(
+    backend: &'static str,
+    store: Arc<dyn Store>,
+    config: WebConfig,
+) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let config = WebConfig {
+        public_url: format!("http://{addr}"),
+        ..config
+    };
+    let state = AppState::new(store, Arc::new(config))
+        .await
+        .expect("app state");
+    let token = state
+        .issue_token("test-admin", "system/*.*")
+        .expect("token");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = web::router(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Server {
+        backend,
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        state,
+        token,
+        _dir: None,
+        _shutdown: tx,
+    }
+}
+
+/// Per backend: server A without a worker and server B with one, on one database and one
+/// (shared) export folder.
+async fn two_servers() -> Vec<(Server, Server, tempfile::TempDir)> {
+    let mut out = Vec::new();
+    for (name, store, dir) in stores().await {
+        let exports = tempfile::tempdir().expect("export dir");
+        let config = WebConfig {
+            export_dir: exports.path().to_path_buf(),
+            ..WebConfig::default()
+        };
+        let a = start_without_worker(name, store.clone(), config.clone()).await;
+        let b = start(name, store, dir, config).await;
+        out.push((a, b, exports));
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_export_kicked_off_on_one_server_is_run_by_another_and_cancelled_from_the_first() {
+    for (a, b, exports) in two_servers().await {
+        let name = a.backend;
+        let reg = region(&a).await;
+        let status = start_export(&a, &a.token, "/fhir/Patient/$export").await;
+        // Only B has a worker; A answers the polls and serves the files from the shared folder.
+        let files = download(&a, &a.token, &wait_for(&a, &a.token, &status).await).await;
+        let mut expected: Vec<String> = reg.ann_record.clone();
+        expected.extend(reg.bob_record.iter().cloned());
+        expected.extend([key("Patient", &reg.ann), key("Patient", &reg.bob)]);
+        expected.sort();
+        expected.dedup();
+        assert_eq!(
+            files.keys().cloned().collect::<Vec<_>>(),
+            expected,
+            "[{name}]"
+        );
+        let job = stored_job(&a, &status).await;
+        assert_eq!(job.attempt, 1, "[{name}] claimed once");
+        assert!(job.worker.is_some(), "[{name}]");
+
+        // A Group export kicked off on A, cancelled on A while B has it: it is gone everywhere.
+        let g = a
+            .create(group(&[(&format!("Patient/{}", id_of(&reg.ann)), false)]))
+            .await;
+        let status =
+            start_export(&a, &a.token, &format!("/fhir/Group/{}/$export", id_of(&g))).await;
+        let r = a.delete(&status).await;
+        assert_eq!(r.status, 202, "[{name}] {}", r.text);
+        for s in [&a, &b] {
+            let r = s.get(&status).await;
+            assert_outcome(&r, 404, "not-found", &format!("[{name}] after cancel"));
+        }
+        let mut gone = false;
+        for _ in 0..400 {
+            let left = exports.path().read_dir().unwrap().count();
+            let records = a.state.store.state_list("export").await.unwrap();
+            // The first export is still there: one folder, one record.
+            if left == 1 && records.len() == 1 {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            gone,
+            "[{name}] the cancelled export's files and records are removed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_workers_claim_each_job_exactly_once() {
+    use web::export::worker::{Worker, WorkerOptions};
+    for (a, _b, _exports) in two_servers().await {
+        let name = a.backend;
+        region(&a).await;
+        // Eight jobs, recorded on A (four per client, the most one client may have).
+        let mut statuses = Vec::new();
+        for client in ["racer-1", "racer-2"] {
+            let token = a.state.issue_token(client, "system/*.read").unwrap();
+            for _ in 0..4 {
+                statuses.push((
+                    token.clone(),
+                    start_export(&a, &token, "/fhir/$export?_type=Patient").await,
+                ));
+            }
+        }
+        // B's own worker is racing too; two more workers, each of a server state of its own.
+        let options = WorkerOptions {
+            max_running: 100,
+            ..WorkerOptions::default()
+        };
+        let config = (*a.state.config).clone();
+        let mut workers = Vec::new();
+        for _ in 0..2 {
+            let state = AppState::new(a.state.store.clone(), Arc::new(config.clone()))
+                .await
+                .expect("app state");
+            workers.push(Worker::new(&state, options.clone()));
+        }
+        let (one, two) = tokio::join!(workers[0].claim(), workers[1].claim());
+        let (one, two) = (one.expect("claim"), two.expect("claim"));
+        let both: BTreeSet<&String> = one.iter().collect();
+        assert!(
+            two.iter().all(|id| !both.contains(id)),
+            "[{name}] a job claimed by both: {one:?} {two:?}"
+        );
+        for (token, status) in &statuses {
+            wait_for(&a, token, status).await;
+            let job = stored_job(&a, status).await;
+            assert_eq!(job.attempt, 1, "[{name}] claimed exactly once");
+            let id = status.rsplit('/').next().unwrap().to_string();
+            let by = job.worker.unwrap_or_default();
+            if one.contains(&id) {
+                assert_eq!(by, workers[0].name(), "[{name}]");
+            } else if two.contains(&id) {
+                assert_eq!(by, workers[1].name(), "[{name}]");
+            } else {
+                assert!(
+                    by != workers[0].name() && by != workers[1].name(),
+                    "[{name}]"
+                );
+            }
+        }
     }
 }
