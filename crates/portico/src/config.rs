@@ -470,7 +470,7 @@ impl Config {
             .map_err(|m| bad(Setting::NotifyUrl, m))?;
         let (oidc_issuer, oidc_client_id, oidc_key) =
             match oidc_settings(oidc_issuer, oidc_client_id, oidc_key) {
-                Ok(Some((issuer, client_id, key))) => (Some(issuer), Some(client_id), Some(key)),
+                Ok(Some(oidc)) => (Some(oidc.issuer), Some(oidc.client_id), Some(oidc.key)),
                 Ok(None) => (None, None, None),
                 Err((setting, message)) => return Err(bad(setting, message)),
             };
@@ -601,7 +601,7 @@ fn oidc_settings(
     issuer: Option<String>,
     client_id: Option<String>,
     key: Option<String>,
-) -> std::result::Result<Option<(String, String, Secret<String>)>, (Setting, String)> {
+) -> std::result::Result<Option<OidcSettings>, (Setting, String)> {
     let (issuer, client_id, key) = match (issuer, client_id, key) {
         (None, None, None) => return Ok(None),
         (Some(issuer), Some(client_id), Some(key)) => (issuer, client_id.trim().to_string(), key),
@@ -627,7 +627,18 @@ fn oidc_settings(
     let issuer = parse_http_url(&issuer, "https://auth.login.nhs.uk")
         .map_err(|m| (Setting::OidcIssuer, m))?;
     let key = read_oidc_key(&key).map_err(|m| (Setting::OidcKey, m))?;
-    Ok(Some((issuer, client_id, Secret::new(key))))
+    Ok(Some(OidcSettings {
+        issuer,
+        client_id,
+        key: Secret::new(key),
+    }))
+}
+
+/// NHS login's three settings once checked.
+struct OidcSettings {
+    issuer: String,
+    client_id: String,
+    key: Secret<String>,
 }
 
 /// The PEM text of the client key: `value` itself, or the content of the file it names.

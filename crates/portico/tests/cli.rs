@@ -967,7 +967,10 @@ async fn create_app_registers_a_public_client_and_refuses_unsafe_redirect_uris()
         ["https://diary.example/callback", "http://127.0.0.1:7000/cb"]
     );
 
-    for bad in ["http://diary.example/callback", "https://diary.example/cb#x"] {
+    for bad in [
+        "http://diary.example/callback",
+        "https://diary.example/cb#x",
+    ] {
         let out = run(portico(dir.path()).env("PORTICO_DATABASE_URL", &url).args([
             "admin",
             "create-app",

@@ -147,19 +147,19 @@ pub(crate) async fn seal_pending(pool: &PgPool) -> Result<u64> {
 /// transactions running at the call to end (at most [`SEAL_WAIT`]) and for any other server's
 /// sealing step, then seals.
 pub(crate) async fn seal(pool: &PgPool) -> Result<u64> {
-    let started: String = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
-        .fetch_one(pool)
-        .await
-        .map_err(db_err)?;
+    let started: String =
+        sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+            .fetch_one(pool)
+            .await
+            .map_err(db_err)?;
     let deadline = tokio::time::Instant::now() + SEAL_WAIT;
     loop {
-        let done: bool = sqlx::query_scalar(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8",
-        )
-        .bind(&started)
-        .fetch_one(pool)
-        .await
-        .map_err(db_err)?;
+        let done: bool =
+            sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8")
+                .bind(&started)
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
         if done || tokio::time::Instant::now() >= deadline {
             break;
         }

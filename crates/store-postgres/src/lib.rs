@@ -8,8 +8,8 @@
 //! conditional writes take a transaction-scoped advisory lock on their criteria.
 
 mod accounts;
-mod reindex;
 mod audit;
+mod reindex;
 
 use std::borrow::Cow;
 use std::str::FromStr;

@@ -17,6 +17,8 @@ use crate::{bind_all, count, db_err, decode_err, version_from_row, versions};
 /// The advisory lock that serialises reindexes across server instances.
 const LOCK: &str = "SELECT pg_advisory_lock(hashtextextended('portico access reindex', 0))";
 const UNLOCK: &str = "SELECT pg_advisory_unlock(hashtextextended('portico access reindex', 0))";
+/// The tables a reindex rewrites.
+const ANALYZE: &str = "ANALYZE resources, idx_token, idx_reference, history_access";
 
 /// A connection the reindex runs on.
 pub(crate) struct Maintenance<'c>(pub(crate) &'c mut PgConnection);
@@ -84,12 +86,19 @@ pub(crate) async fn run(conn: &mut PgConnection, force: bool) -> Result<Option<u
     let mut m = Maintenance(conn);
     m.run(LOCK).await?;
     let result = if force {
-        store::access::reindex(&mut m, &PostgresDialect).await.map(Some)
+        store::access::reindex(&mut m, &PostgresDialect)
+            .await
+            .map(Some)
     } else {
         store::access::reindex_if_stale(&mut m, &PostgresDialect).await
     };
     let unlocked = m.run(UNLOCK).await;
     let done = result?;
     unlocked?;
+    if done.is_some_and(|n| n > 0) {
+        // The planner needs statistics over the rows just written: without them it chose plans
+        // for the relationship filter that ran for minutes instead of milliseconds.
+        m.run(ANALYZE).await?;
+    }
     Ok(done)
 }

@@ -1291,7 +1291,10 @@ async fn connecting_rebuilds_an_access_index_built_by_other_rules() {
     };
     store_data_from_before_the_access_index(&*first).await;
     assert!(!access_index_is_complete(&*first).await);
-    let url = url_for_database(&admin_url("access reindex").expect("url set"), first.database());
+    let url = url_for_database(
+        &admin_url("access reindex").expect("url set"),
+        first.database(),
+    );
     let second = PgStore::connect(&url).await.expect("connect again");
     assert!(
         !access_index_is_complete(&second).await,
@@ -1318,7 +1321,10 @@ async fn connecting_rebuilds_an_access_index_built_by_other_rules() {
             .fetch_one(&mut conn)
             .await
             .expect("count label rows");
-    assert_eq!(labels, 4, "one label row per current resource, none doubled");
+    assert_eq!(
+        labels, 4,
+        "one label row per current resource, none doubled"
+    );
     let recorded: Vec<String> = sqlx::query_scalar("SELECT version FROM access_index")
         .fetch_all(&mut conn)
         .await

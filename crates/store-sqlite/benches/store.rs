@@ -233,6 +233,7 @@ fn explain_searches(f: &Fixture, bench_query: &store::SearchQuery) {
         d,
         &inc.include[0],
         &f.observation_ids[..10],
+        None,
     ));
     let rev = q("Patient", &[("_revinclude", "Observation:patient")]);
     statements.push(store::sql::revinclude(
@@ -241,6 +242,7 @@ fn explain_searches(f: &Fixture, bench_query: &store::SearchQuery) {
         "Patient",
         &f.patient_ids[..10],
         5000,
+        None,
     ));
     for s in &statements {
         explain(f.store.path(), s);

@@ -136,9 +136,9 @@ impl Job {
     fn failed(self, msg: &str) -> Pending {
         match self {
             Job::Write { reply, .. } => Pending::Write(reply, failure(msg)),
-            Job::InsertClient { reply, .. } | Job::State { reply, .. } | Job::Audit { reply, .. } => {
-                Pending::Unit(reply, failure(msg))
-            }
+            Job::InsertClient { reply, .. }
+            | Job::State { reply, .. }
+            | Job::Audit { reply, .. } => Pending::Unit(reply, failure(msg)),
             Job::ServerKey { reply, .. } => Pending::Key(reply, failure(msg)),
             Job::Accounts { reply, .. } => Pending::Accounts(reply, failure(msg)),
             Job::StateSwap { reply, .. } => Pending::Bool(reply, failure(msg)),
@@ -360,7 +360,8 @@ impl Writer {
                 Pending::Write(reply, r)
             }
             Job::Audit { records, reply } => {
-                let r = contain_panic(|| crate::audit::insert(&self.conn, &mut self.chain, &records));
+                let r =
+                    contain_panic(|| crate::audit::insert(&self.conn, &mut self.chain, &records));
                 Pending::Unit(reply, r)
             }
             Job::InsertClient { client, reply } => {

@@ -79,7 +79,10 @@ pub const VERSION_FACT_PARAMS: [&str; 3] = [LABEL_PARAM, AUTHOR_PARAM, PATIENT_P
 /// The store owns this rather than taking one [`Filter`] because one query touches several
 /// types whose filters differ: a patient's Observation search that includes the performing
 /// Practitioner needs `Only(patient)` for Observation and the reference-data filter for
-/// Practitioner.
+/// Practitioner. A caller asks the policy about each of [`crate::SearchQuery::types_touched`]
+/// and starts from `Access::uniform(Filter::nothing())`, so that a type it did not ask about
+/// (an `_include` target the data names although the parameter's definition does not) shows
+/// nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Access {
     by_type: BTreeMap<String, Filter>,
@@ -277,8 +280,7 @@ pub fn binary_admitted(
 /// Consents refuse nothing. References are read as the search index reads them
 /// (`Organization/{id}`, or a URL ending so).
 pub fn consent_refusals(consent: &Value) -> Vec<String> {
-    let is_active_consent = consent.get("resourceType").and_then(Value::as_str)
-        == Some("Consent")
+    let is_active_consent = consent.get("resourceType").and_then(Value::as_str) == Some("Consent")
         && consent.get("status").and_then(Value::as_str) == Some("active");
     if !is_active_consent {
         return Vec::new();
@@ -387,15 +389,25 @@ mod tests {
 
     #[test]
     fn consents_refuse_organisations_only_when_active_and_deny() {
-        let consent = |status: &str, provision: Value| {
-            json!({"resourceType": "Consent", "status": status, "provision": provision})
-        };
+        let consent = |status: &str, provision: Value| json!({"resourceType": "Consent", "status": status, "provision": provision});
         let deny_org = json!({"type": "deny", "actor": [
             {"role": {"text": "x"}, "reference": {"reference": "Organization/o1"}},
             {"role": {"text": "x"}, "reference": {"reference": "Practitioner/p1"}}]});
-        assert_eq!(consent_refusals(&consent("active", deny_org.clone())), ["o1"]);
-        for status in ["inactive", "draft", "rejected", "entered-in-error", "proposed"] {
-            assert!(consent_refusals(&consent(status, deny_org.clone())).is_empty(), "{status}");
+        assert_eq!(
+            consent_refusals(&consent("active", deny_org.clone())),
+            ["o1"]
+        );
+        for status in [
+            "inactive",
+            "draft",
+            "rejected",
+            "entered-in-error",
+            "proposed",
+        ] {
+            assert!(
+                consent_refusals(&consent(status, deny_org.clone())).is_empty(),
+                "{status}"
+            );
         }
         let permit = json!({"type": "permit", "actor": [
             {"role": {"text": "x"}, "reference": {"reference": "Organization/o1"}}]});
@@ -408,9 +420,11 @@ mod tests {
         assert_eq!(consent_refusals(&consent("active", nested)), ["o2"]);
         let e = entries_of(&consent("active", deny_org));
         assert_eq!(codes(&e, REFUSES_PARAM), ["o1"]);
-        assert!(consent_refusals(&json!({"resourceType": "Consent", "status": "active",
+        assert!(
+            consent_refusals(&json!({"resourceType": "Consent", "status": "active",
             "provision": {"type": "deny", "actor": "x", "provision": 5}}))
-        .is_empty());
+            .is_empty()
+        );
     }
 
     #[test]
@@ -428,9 +442,18 @@ mod tests {
 
     #[test]
     fn access_parameter_names_are_no_r4_search_parameter() {
-        for param in [LABEL_PARAM, AUTHOR_PARAM, PATIENT_PARAM, REFUSES_PARAM, BINARY_PARAM] {
+        for param in [
+            LABEL_PARAM,
+            AUTHOR_PARAM,
+            PATIENT_PARAM,
+            REFUSES_PARAM,
+            BINARY_PARAM,
+        ] {
             for ty in fhir::RESOURCE_TYPES {
-                assert!(fhir::search_params::lookup(ty, param).is_none(), "{ty}.{param}");
+                assert!(
+                    fhir::search_params::lookup(ty, param).is_none(),
+                    "{ty}.{param}"
+                );
             }
         }
     }
@@ -464,7 +487,10 @@ mod tests {
         let own = facts("Binary", &[]);
         assert!(!binary_admitted(&only_a, &own, &[], &[]));
         assert!(binary_admitted(&Filter::everything(), &own, &[], &[]));
-        let docs = [facts("DocumentReference", &["b"]), facts("DocumentReference", &["a"])];
+        let docs = [
+            facts("DocumentReference", &["b"]),
+            facts("DocumentReference", &["a"]),
+        ];
         assert!(binary_admitted(&only_a, &own, &docs, &[]));
         assert!(!binary_admitted(&only_a, &own, &docs[..1], &[]));
     }

@@ -299,7 +299,9 @@ pub struct Verification {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ChainFault {
-    #[error("record {seq}: expected sequence number {expected} (records are missing or reordered)")]
+    #[error(
+        "record {seq}: expected sequence number {expected} (records are missing or reordered)"
+    )]
     Gap { seq: i64, expected: i64 },
     #[error("record {seq}: its previous-hash does not match record {}'s hash (a record before it was changed or removed)", .seq - 1)]
     BrokenLink { seq: i64 },
@@ -431,7 +433,10 @@ mod tests {
     fn a_record_round_trips_through_its_detail() {
         let r = record(7);
         assert_eq!(AuditRecord::from_detail(&r.detail()).unwrap(), r);
-        assert!(!r.detail().contains("reason"), "absent options are left out");
+        assert!(
+            !r.detail().contains("reason"),
+            "absent options are left out"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! What is the same on every backend lives here: the write rules ([`write`]), the search
 //! language ([`query`]), the SQL ([`sql`]), the steps of a search ([`search`]) and of a scan by
-//! store order and patient compartment ([`scan`], for `$everything` and bulk export). A backend
+//! store order and patient compartment ([`scan`], for `$everything` and bulk export), and the
+//! access policy's filters applied in all of them ([`access`], [`relationships`]). A backend
 //! supplies connections, transactions and migrations. [`contract`] is the test suite every
 //! backend must pass.
 

@@ -122,10 +122,25 @@ pub const RELATIONSHIPS: &[Relationship] = &[
         "organization",
     ),
     // Encounter.serviceProvider.
-    direct(Kind::Episode, "Encounter", Some("patient"), "service-provider"),
+    direct(
+        Kind::Episode,
+        "Encounter",
+        Some("patient"),
+        "service-provider",
+    ),
     // ServiceRequest.performer and ServiceRequest.requester.
-    direct(Kind::Referral, "ServiceRequest", Some("patient"), "performer"),
-    direct(Kind::Referral, "ServiceRequest", Some("patient"), "requester"),
+    direct(
+        Kind::Referral,
+        "ServiceRequest",
+        Some("patient"),
+        "performer",
+    ),
+    direct(
+        Kind::Referral,
+        "ServiceRequest",
+        Some("patient"),
+        "requester",
+    ),
     // Appointment.participant.actor: Location.managingOrganization,
     // HealthcareService.providedBy, PractitionerRole.organization.
     via(
@@ -279,7 +294,11 @@ async fn by_ids(
     resource_type: &str,
     ids: impl IntoIterator<Item = String>,
 ) -> Result<Vec<ResourceVersion>> {
-    let ids: Vec<String> = ids.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    let ids: Vec<String> = ids
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let mut found = Vec::new();
     for chunk in ids.chunks(ID_CHUNK) {
         let mut q = SearchQuery::all(resource_type);
@@ -331,7 +350,10 @@ mod tests {
         for rel in RELATIONSHIPS {
             assert!(fhir::is_supported_type(rel.resource_type), "{rel:?}");
             if let Some(p) = rel.patient_param {
-                assert!(targets(rel.resource_type, p).contains(&"Patient"), "{rel:?}");
+                assert!(
+                    targets(rel.resource_type, p).contains(&"Patient"),
+                    "{rel:?}"
+                );
             } else {
                 assert_eq!(rel.resource_type, "Patient");
             }

@@ -268,7 +268,12 @@ fn history_access(b: &mut Builder, q: &crate::model::HistoryQuery) {
     b.push(" WHERE 1 = 1");
     match &q.scope {
         HistoryScope::Instance { resource_type, .. } | HistoryScope::Type { resource_type } => {
-            filter::restrict(b, Facts::Version("h"), resource_type, access.filter_for(resource_type));
+            filter::restrict(
+                b,
+                Facts::Version("h"),
+                resource_type,
+                access.filter_for(resource_type),
+            );
         }
         HistoryScope::System => filter::restrict_any(b, Facts::Version("h"), access),
     }

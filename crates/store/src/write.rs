@@ -132,7 +132,9 @@ pub async fn apply(
             continue;
         };
         let patient = match audit {
-            Some(_) => audited_patient(tx, &op, &plan).await.map_err(|e| wrap(i, e))?,
+            Some(_) => audited_patient(tx, &op, &plan)
+                .await
+                .map_err(|e| wrap(i, e))?,
             None => None,
         };
         let outcome = execute(tx, op, plan, now).await.map_err(|e| wrap(i, e))?;
@@ -246,7 +248,11 @@ async fn resolve(tx: &mut dyn WriteTx, d: &dyn Dialect, op: &WriteOp) -> Result<
 
 /// Whose record an operation touches, for its audit record: from the new content's index, or
 /// for a deletion from the content being deleted.
-async fn audited_patient(tx: &mut dyn WriteTx, op: &WriteOp, plan: &Plan) -> Result<Option<String>> {
+async fn audited_patient(
+    tx: &mut dyn WriteTx,
+    op: &WriteOp,
+    plan: &Plan,
+) -> Result<Option<String>> {
     Ok(match (op, plan) {
         (
             WriteOp::Create { resource, .. }

@@ -18,7 +18,97 @@ use store::accounts::{Account, Role};
 use store::audit::{AgentKind, AuditAction, AuditContext, AuditOutcome, AuditRecord};
 use store::{Store, StoreError};
 
+use crate::auth::{Principal, PrincipalKind};
+use crate::client_ip::ClientIp;
 use crate::error::WebError;
+use crate::AppState;
+
+/// Today's date in England and Wales (Europe/London), as ages and grant dates are counted.
+pub fn london_today(now: DateTime<Utc>) -> NaiveDate {
+    now.with_timezone(&chrono_tz::Europe::London).date_naive()
+}
+
+/// Break-glass access is declared per request with this header (the reason, at least 10
+/// characters) and [`BREAK_GLASS_PATIENT`] (the Patient id); it lasts for that request.
+pub const BREAK_GLASS_REASON: &str = "portico-break-glass-reason";
+pub const BREAK_GLASS_PATIENT: &str = "portico-break-glass-patient";
+
+impl axum::extract::FromRequestParts<AppState> for Requester {
+    type Rejection = WebError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let Ok(ip) = ClientIp::from_request_parts(parts, state).await;
+        let source = ip.0.map(|a| a.to_string());
+        match principal.kind {
+            PrincipalKind::System => {
+                let text: Vec<&str> = principal.scopes.iter().map(|s| s.text.as_str()).collect();
+                let scopes = Scopes::parse(&text.join(" "))
+                    .map_err(|e| WebError::Forbidden(format!("the token's scopes: {e}")))?;
+                Ok(Requester::system(&principal.client_id, scopes, source))
+            }
+            PrincipalKind::User(user) => {
+                let store = state.store.as_ref();
+                let revoked = || {
+                    WebError::Unauthorized(
+                        "the access token's grant was revoked or has ended; ask for a new token"
+                            .into(),
+                    )
+                };
+                if !crate::smart::grant_is_active(store, &user.grant_id).await {
+                    return Err(revoked());
+                }
+                let account = store
+                    .accounts()
+                    .account_by_id(&user.account_id)
+                    .await?
+                    .filter(|a| a.status == store::accounts::AccountStatus::Active)
+                    .ok_or_else(revoked)?;
+                let header = |name: &str| {
+                    parts
+                        .headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                };
+                let now = state.now();
+                let break_glass = match (header(BREAK_GLASS_REASON), header(BREAK_GLASS_PATIENT)) {
+                    (Some(reason), Some(patient)) => {
+                        let bg = BreakGlass {
+                            patient,
+                            reason,
+                            expires: now + chrono::TimeDelta::minutes(15),
+                        };
+                        bg.validate(now)
+                            .map_err(|e| WebError::BadRequest(fhir::Issue::error(fhir::IssueType::Invalid, e.to_string())))?;
+                        Some(bg)
+                    }
+                    (None, None) => None,
+                    _ => {
+                        return Err(WebError::BadRequest(fhir::Issue::error(
+                            fhir::IssueType::Required,
+                            format!("break-glass access needs both {BREAK_GLASS_REASON} and {BREAK_GLASS_PATIENT}"),
+                        )))
+                    }
+                };
+                Requester::account(
+                    store,
+                    &account,
+                    user.scopes,
+                    Some(&principal.client_id),
+                    source,
+                    break_glass,
+                )
+                .await
+            }
+        }
+    }
+}
 
 /// Who is asking, as the policy sees them, and how their accesses are audited.
 #[derive(Debug, Clone)]
@@ -291,4 +381,280 @@ pub fn query_access(
         access = access.with(other, filter);
     }
     Ok((access, break_glass))
+}
+
+/// One request's view of the policy: the requester, the clock read once, and the facts of the
+/// patient the requester's queries are confined to (a patient's or proxy's own patient, which
+/// every query decision of theirs needs; the patient a staff member breaks glass for).
+pub struct Gate<'a> {
+    pub state: &'a AppState,
+    pub requester: &'a Requester,
+    pub now: DateTime<Utc>,
+    pub today: NaiveDate,
+    own: Option<PatientFacts>,
+}
+
+impl<'a> Gate<'a> {
+    /// Reads the clock and loads the own patient's facts.
+    pub async fn new(state: &'a AppState, requester: &'a Requester) -> Result<Gate<'a>, WebError> {
+        let now = state.now();
+        // A break-glass request is confined to the patient it names: the policy lets staff
+        // break glass only in queries about that one patient.
+        let confined = requester
+            .own_patient()
+            .or(requester.break_glass().map(|b| b.patient.as_str()));
+        let own = match confined {
+            Some(p) => patient_facts(state.store.as_ref(), p).await?,
+            None => None,
+        };
+        Ok(Gate {
+            state,
+            requester,
+            now,
+            today: london_today(now),
+            own,
+        })
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.state.store.as_ref()
+    }
+
+    /// [`query_access`] with the own patient's facts (or `patient`'s when given).
+    pub fn query(
+        &self,
+        action: Action,
+        main: &str,
+        others: &[String],
+        patient: Option<&PatientFacts>,
+    ) -> Result<(Access, bool), Denial> {
+        query_access(
+            self.requester,
+            action,
+            main,
+            others,
+            patient.or(self.own.as_ref()),
+            self.now,
+            self.today,
+        )
+    }
+
+    /// The filter of one lookup of `resource_type` by id (read, vread, instance history): a
+    /// type history query, which needs the read permission rather than the search one.
+    pub fn lookup(&self, resource_type: &str) -> Result<(Access, bool), Denial> {
+        self.query(Action::History, resource_type, &[], None)
+    }
+
+    /// Decides `action` on a single resource (`new`: content about to be written; otherwise the
+    /// stored version), loading the facts of the patients it belongs to.
+    pub async fn decide_resource(
+        &self,
+        action: Action,
+        resource_type: &str,
+        id: &str,
+        value: &serde_json::Value,
+        new: bool,
+    ) -> Result<bool, WebError> {
+        let facts = store::access::resource_facts(resource_type, id, value);
+        let mut patients = Vec::new();
+        for p in &facts.patients {
+            if let Some(f) = patient_facts(self.store(), p).await? {
+                patients.push(f);
+            }
+        }
+        let target = if new {
+            Target::New {
+                facts: &facts,
+                patients: &patients,
+            }
+        } else {
+            Target::Resource {
+                facts: &facts,
+                patients: &patients,
+            }
+        };
+        match policy::decide(&self.requester.who, action, target, self.now, self.today) {
+            Decision::Allow(_) => Ok(false),
+            Decision::BreakGlass(_) => Ok(true),
+            Decision::Deny(d) => Err(denial_error(
+                d,
+                resource_type,
+                (!id.is_empty()).then_some(id),
+            )),
+        }
+    }
+}
+
+/// Sets who wrote a resource, so that nobody can claim another organisation's authorship (the
+/// restricted rule trusts it): patients and proxies write no author tag; staff write their own
+/// organisation's; system clients and administrators' content is kept as sent.
+pub fn stamp_author(requester: &Requester, value: &mut serde_json::Value) {
+    let organisation = match &requester.who.subject {
+        Subject::Patient { .. } | Subject::Proxy { .. } => None,
+        Subject::Staff { organisation, .. } => Some(organisation.clone()),
+        _ => return,
+    };
+    let Some(resource) = value.as_object_mut() else {
+        return;
+    };
+    let meta = resource
+        .entry("meta")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(meta) = meta.as_object_mut() else {
+        return;
+    };
+    let mut tags: Vec<serde_json::Value> = match meta.remove("tag") {
+        Some(serde_json::Value::Array(tags)) => tags,
+        _ => Vec::new(),
+    };
+    tags.retain(|t| {
+        t.get("system").and_then(serde_json::Value::as_str) != Some(store::access::ODS_SYSTEM)
+    });
+    if let Some(ods) = organisation {
+        tags.push(serde_json::json!({"system": store::access::ODS_SYSTEM, "code": ods}));
+    }
+    if !tags.is_empty() {
+        meta.insert("tag".into(), serde_json::Value::Array(tags));
+    }
+    if meta.is_empty() {
+        resource.remove("meta");
+    }
+}
+
+/// What an access returned, for its audit records.
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// The entity recorded on success (`Type/id/_history/v`); None keeps the request's.
+    pub entity: Option<String>,
+    /// Every patient whose data was returned.
+    pub patients: std::collections::BTreeSet<String>,
+    /// Whether the access relied on breaking glass.
+    pub break_glass: bool,
+}
+
+impl Seen {
+    /// Notes the patients `version` belongs to.
+    pub fn saw(&mut self, version: &store::ResourceVersion) {
+        if version.deleted {
+            return;
+        }
+        if let Ok(value) = version.parse() {
+            let facts = store::access::resource_facts(&version.resource_type, &version.id, &value);
+            self.patients.extend(facts.patients);
+        }
+    }
+}
+
+/// The audit entity of a search: the type and the parameter names it used, never their values.
+pub fn search_entity(resource_type: &str, params: &[(String, String)]) -> String {
+    let names: std::collections::BTreeSet<&str> = params
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !matches!(*k, "_format" | "_pretty"))
+        .collect();
+    let names: Vec<&str> = names.into_iter().collect();
+    format!("{resource_type}?{}", names.join("&"))
+}
+
+/// Records an access and, only once its records are durable, hands its result back: one record
+/// per patient whose data was returned (one without patient when none), one for a failure or
+/// refusal; a break-glass access adds a [`AuditAction::BreakGlass`] record and a notification
+/// to the patient (a `Communication`, written on its own).
+pub async fn audited<T>(
+    state: &AppState,
+    requester: &Requester,
+    action: AuditAction,
+    entity: String,
+    result: Result<(T, Seen), WebError>,
+) -> Result<T, WebError> {
+    let now = state.now();
+    let (records, out) = match result {
+        Ok((value, seen)) => {
+            let entity = seen.entity.clone().unwrap_or(entity);
+            let mut records: Vec<AuditRecord> = if seen.patients.is_empty() {
+                vec![requester.record(now, action, Some(entity.clone()), None, 200)]
+            } else {
+                seen.patients
+                    .iter()
+                    .map(|p| {
+                        requester.record(now, action, Some(entity.clone()), Some(p.clone()), 200)
+                    })
+                    .collect()
+            };
+            if seen.break_glass {
+                if let Some(bg) = requester.break_glass() {
+                    records.push(requester.record(
+                        now,
+                        AuditAction::BreakGlass,
+                        Some(entity.clone()),
+                        Some(bg.patient.clone()),
+                        200,
+                    ));
+                    notify_break_glass(state, requester, bg, now).await?;
+                }
+            }
+            (records, Ok(value))
+        }
+        Err(e) => {
+            let status = e.status().as_u16();
+            (
+                vec![requester.record(now, action, Some(entity), None, status)],
+                Err(e),
+            )
+        }
+    };
+    state.store.append_audit(records).await?;
+    out
+}
+
+impl Requester {
+    /// The staff member's break-glass declaration of this request, if any.
+    pub fn break_glass(&self) -> Option<&BreakGlass> {
+        match &self.who.subject {
+            Subject::Staff { break_glass, .. } => break_glass.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+/// Tells the patient their record was opened by breaking glass: a completed `Communication` to
+/// them, written (and audited as Portico's) before the access is answered.
+async fn notify_break_glass(
+    state: &AppState,
+    requester: &Requester,
+    bg: &BreakGlass,
+    now: DateTime<Utc>,
+) -> Result<(), WebError> {
+    let organisation = requester
+        .audit
+        .organisation
+        .clone()
+        .unwrap_or_else(|| "an organisation".into());
+    let date = london_today(now).format("%-d %B %Y");
+    let text = format!(
+        "Your record was opened in an emergency by {organisation} on {date}: {}",
+        bg.reason
+    );
+    let value = serde_json::json!({
+        "resourceType": "Communication",
+        "status": "completed",
+        "category": [{"coding": [{"system": "urn:portico:communication-category", "code": "notification"}], "text": "notification"}],
+        "subject": {"reference": format!("Patient/{}", bg.patient)},
+        "recipient": [{"reference": format!("Patient/{}", bg.patient)}],
+        "sent": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "payload": [{"contentString": text}],
+    });
+    let op = store::WriteOp::Create {
+        resource: store::Prepared::trusted(value)?,
+        if_none_exist: None,
+        full_url: None,
+    };
+    state
+        .store
+        .transaction_audited(
+            vec![op],
+            Some(&AuditContext::portico("break-glass-notification")),
+        )
+        .await?;
+    Ok(())
 }

@@ -824,6 +824,49 @@ mod tests {
     }
 
     #[test]
+    fn a_user_token_names_the_person_grant_and_patient_and_is_refused_by_authorize() {
+        let signer = TokenSigner::new(&[7u8; 32]).unwrap();
+        let mut claims = Claims::new("app-1", "openid patient/*.read", 60, 1000);
+        claims.kind = TokenKind::User;
+        claims.sub = Some("acc-1".into());
+        claims.patient = Some("pat-1".into());
+        claims.grant = Some("grant-1".into());
+        let token = signer.sign_claims(&claims).unwrap();
+        let principal = principal_of(signer.verify(&token, 1001).unwrap()).unwrap();
+        let user = principal.user().expect("a user principal");
+        assert_eq!(user.account_id, "acc-1");
+        assert_eq!(user.grant_id, "grant-1");
+        assert_eq!(user.patient.as_deref(), Some("pat-1"));
+        assert_eq!(user.scopes.patient_context.as_deref(), Some("pat-1"));
+        assert!(user.scopes.grants(
+            policy::ScopeContext::Patient,
+            "Observation",
+            policy::Permissions::READ
+        ));
+        assert!(authorize(&principal, Action::Read, "Patient").is_err());
+
+        // A user token without its person or grant is malformed, not a system token.
+        claims.grant = None;
+        let token = signer.sign_claims(&claims).unwrap();
+        assert_eq!(
+            principal_of(signer.verify(&token, 1001).unwrap()),
+            Err(TokenError::Malformed)
+        );
+    }
+
+    #[test]
+    fn tokens_from_before_the_kind_claim_are_system_tokens() {
+        let old: Claims = serde_json::from_str(
+            r#"{"client_id":"c1","scopes":"system/*.read","exp":2000,"iat":1000,"jti":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.kind, TokenKind::System);
+        let principal = principal_of(old).unwrap();
+        assert!(principal.user().is_none());
+        assert!(authorize(&principal, Action::Read, "Patient").is_ok());
+    }
+
+    #[test]
     fn secrets_hash_with_argon2id_and_verify() {
         let (id, secret) = new_client_credentials();
         assert!(id.starts_with("client-"));

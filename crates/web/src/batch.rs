@@ -1,9 +1,12 @@
 //! `POST /fhir`: batch and transaction Bundles.
 //!
-//! A transaction is authorised entry by entry before anything runs, then its writes go to the
-//! store as one `Store::transaction` (all or nothing); its reads (GET entries) run after the
-//! commit and report their own status. A batch runs every entry on its own, concurrently, and
-//! reports each entry's result.
+//! Every entry is decided by the access policy as the interaction it is
+//! ([`rest::gate_write`] for writes, the read interactions for GET entries). A transaction's
+//! writes are decided entry by entry before anything runs — one refused fails the whole
+//! transaction — then go to the store as one `Store::transaction_audited` (all or nothing, each
+//! resource written leaving its audit record); its reads (GET entries) run after the commit and
+//! report their own status. A batch runs every entry on its own, concurrently, and reports each
+//! entry's result, a refused one with its own error.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,7 +16,7 @@ use axum::response::Response;
 use serde_json::{Map, Value};
 use store::{HistoryScope, StoreError, WriteOp};
 
-use crate::auth::{authorize, Action, Principal};
+use crate::access::{Gate, Requester};
 use crate::bundle;
 use crate::error::WebError;
 use crate::http::{self, body_bytes, json_body, negotiate, parse_query, prefer, Reply, Return};
@@ -46,10 +49,9 @@ enum Planned {
     Read(ReadRequest),
 }
 
-/// One parsed entry and the permissions it needs.
+/// One parsed entry.
 struct Entry {
     planned: Planned,
-    needs: Vec<(Action, String)>,
 }
 
 fn entry_error(index: usize, e: WebError) -> WebError {
@@ -61,7 +63,7 @@ fn entry_error(index: usize, e: WebError) -> WebError {
 
 pub async fn bundle(
     State(state): State<AppState>,
-    principal: Principal,
+    requester: Requester,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
@@ -94,8 +96,8 @@ pub async fn bundle(
     };
     let pref = prefer(&headers);
     let reply = match kind.as_str() {
-        "transaction" => transaction(&state, &principal, entries, pref.ret, pref.lenient).await?,
-        "batch" => batch(&state, &principal, entries, pref.ret, pref.lenient).await,
+        "transaction" => transaction(&state, &requester, entries, pref.ret, pref.lenient).await?,
+        "batch" => batch(&state, &requester, entries, pref.ret, pref.lenient).await,
         other => {
             return Err(WebError::bad_request_at(
                 format!("POST /fhir takes a Bundle of type batch or transaction, not {other:?}"),
@@ -108,16 +110,25 @@ pub async fn bundle(
 
 async fn transaction(
     state: &AppState,
-    principal: &Principal,
+    requester: &Requester,
     entries: Vec<Value>,
     ret: Return,
     lenient: bool,
 ) -> Result<Reply, WebError> {
+    let gate = Gate::new(state, requester).await?;
     let mut parsed = Vec::with_capacity(entries.len());
+    let mut break_glass = false;
     for (i, e) in entries.into_iter().enumerate() {
-        let entry = parse_entry(state, e).map_err(|e| entry_error(i, e))?;
-        for (action, t) in &entry.needs {
-            authorize(principal, *action, t).map_err(|e| entry_error(i, e))?;
+        let mut entry = parse_entry(state, e).map_err(|e| entry_error(i, e))?;
+        if let Planned::Write(op) = &mut entry.planned {
+            match rest::gate_write(&gate, op).await {
+                Ok(bg) => break_glass |= bg,
+                Err(e) => {
+                    let (action, entity) = rest::write_audit(op);
+                    let e = rest::audit_refusal(state, requester, action, entity, e).await;
+                    return Err(entry_error(i, e));
+                }
+            }
         }
         parsed.push(entry);
     }
@@ -136,22 +147,29 @@ async fn transaction(
     let mut replies: Vec<Option<(Reply, bool)>> =
         (0..op_entries.len() + reads.len()).map(|_| None).collect();
     if !ops.is_empty() {
-        let outcomes = state.store.transaction(ops).await.map_err(|e| match e {
-            StoreError::Entry { index, source } => entry_error(
-                op_entries.get(index).copied().unwrap_or(index),
-                WebError::Store(*source),
-            ),
-            e if op_entries.len() == 1 && is_entry_error(&e) => {
-                entry_error(op_entries[0], WebError::Store(e))
-            }
-            e => WebError::Store(e),
-        })?;
+        let outcomes = state
+            .store
+            .transaction_audited(ops, Some(&requester.audit))
+            .await
+            .map_err(|e| match e {
+                StoreError::Entry { index, source } => entry_error(
+                    op_entries.get(index).copied().unwrap_or(index),
+                    WebError::Store(*source),
+                ),
+                e if op_entries.len() == 1 && is_entry_error(&e) => {
+                    entry_error(op_entries[0], WebError::Store(e))
+                }
+                e => WebError::Store(e),
+            })?;
         for (outcome, i) in outcomes.into_iter().zip(&op_entries) {
             replies[*i] = Some((rest::write_reply(outcome, ret), false));
         }
+        if break_glass {
+            rest::audit_break_glass_write(state, requester, "Bundle".into()).await?;
+        }
     }
     for (i, r) in reads {
-        replies[i] = Some(run_read(state, principal, r, lenient).await);
+        replies[i] = Some(run_read(state, requester, r, lenient).await);
     }
     let replies: Vec<(Reply, bool)> = replies.into_iter().flatten().collect();
     Ok(Reply::json(
@@ -167,7 +185,7 @@ fn is_entry_error(e: &StoreError) -> bool {
 
 async fn batch(
     state: &AppState,
-    principal: &Principal,
+    requester: &Requester,
     entries: Vec<Value>,
     ret: Return,
     lenient: bool,
@@ -177,18 +195,13 @@ async fn batch(
             Ok(entry) => entry,
             Err(e) => return error_reply(&e),
         };
-        for (action, t) in &entry.needs {
-            if let Err(e) = authorize(principal, *action, t) {
-                return error_reply(&e);
-            }
-        }
         match entry.planned {
             // Single-entry transactions run concurrently; the store batches their commits.
-            Planned::Write(op) => match state.store.write(*op).await {
+            Planned::Write(op) => match rest::write_interaction(state, requester, *op).await {
                 Ok(outcome) => (rest::write_reply(outcome, ret), false),
-                Err(e) => error_reply(&WebError::Store(e)),
+                Err(e) => error_reply(&e),
             },
-            Planned::Read(r) => run_read(state, principal, r, lenient).await,
+            Planned::Read(r) => run_read(state, requester, r, lenient).await,
         }
     });
     let replies = futures::future::join_all(runs).await;
@@ -204,13 +217,13 @@ fn error_reply(e: &WebError) -> (Reply, bool) {
 
 async fn run_read(
     state: &AppState,
-    principal: &Principal,
+    requester: &Requester,
     r: ReadRequest,
     lenient: bool,
 ) -> (Reply, bool) {
     let result = match r {
         ReadRequest::Read { resource_type, id } => {
-            rest::read_interaction(state, &resource_type, &id)
+            rest::read_interaction(state, requester, &resource_type, &id)
                 .await
                 .map(|mut reply| {
                     reply.full_url = Some(format!("{resource_type}/{id}"));
@@ -221,13 +234,13 @@ async fn run_read(
             resource_type,
             id,
             vid,
-        } => rest::vread_interaction(state, &resource_type, &id, &vid).await,
+        } => rest::vread_interaction(state, requester, &resource_type, &id, &vid).await,
         ReadRequest::Search {
             resource_type,
             params,
-        } => rest::search_interaction(state, principal, &resource_type, &params, lenient).await,
+        } => rest::search_interaction(state, requester, &resource_type, &params, lenient).await,
         ReadRequest::History { scope, params } => {
-            rest::history_interaction(state, scope, &params, lenient).await
+            rest::history_interaction(state, requester, scope, &params, lenient).await
         }
     };
     match result {
@@ -312,27 +325,20 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
             )
         })
     };
-    let read = |action: Action| vec![(action, resource_type.clone())];
     let entry = match (method, segments.as_slice()) {
         ("GET", ["_history"]) => Entry {
             planned: Planned::Read(ReadRequest::History {
                 scope: HistoryScope::System,
                 params,
             }),
-            needs: fhir::RESOURCE_TYPES
-                .iter()
-                .map(|t| (Action::Read, t.to_string()))
-                .collect(),
         },
         ("GET", [_]) => Entry {
-            needs: read(Action::Search),
             planned: Planned::Read(ReadRequest::Search {
                 resource_type: resource_type.clone(),
                 params,
             }),
         },
         ("GET", [_, "_history"]) => Entry {
-            needs: read(Action::Read),
             planned: Planned::Read(ReadRequest::History {
                 scope: HistoryScope::Type {
                     resource_type: resource_type.clone(),
@@ -341,14 +347,12 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
             }),
         },
         ("GET", [_, id]) => Entry {
-            needs: read(Action::Read),
             planned: Planned::Read(ReadRequest::Read {
                 resource_type: resource_type.clone(),
                 id: id.to_string(),
             }),
         },
         ("GET", [_, id, "_history"]) => Entry {
-            needs: read(Action::Read),
             planned: Planned::Read(ReadRequest::History {
                 scope: HistoryScope::Instance {
                     resource_type: resource_type.clone(),
@@ -358,7 +362,6 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
             }),
         },
         ("GET", [_, id, "_history", vid]) => Entry {
-            needs: read(Action::Read),
             planned: Planned::Read(ReadRequest::VRead {
                 resource_type: resource_type.clone(),
                 id: id.to_string(),
@@ -367,16 +370,11 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
         },
         ("POST", [_]) => {
             let resource = prepare(need_resource(resource)?, &resource_type)?;
-            let mut needs = read(Action::Create);
             let condition = match if_none_exist {
                 None => None,
-                Some(text) => {
-                    needs.push((Action::Search, resource_type.clone()));
-                    Some(rest::if_none_exist(state, &resource_type, &text)?)
-                }
+                Some(text) => Some(rest::if_none_exist(state, &resource_type, &text)?),
             };
             Entry {
-                needs,
                 planned: Planned::Write(Box::new(WriteOp::Create {
                     resource,
                     if_none_exist: condition,
@@ -387,10 +385,6 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
         ("PUT", [_]) if query.is_some() => {
             let criteria = criteria(state, &resource_type, &params, "a conditional update")?;
             Entry {
-                needs: vec![
-                    (Action::Update, resource_type.clone()),
-                    (Action::Search, resource_type.clone()),
-                ],
                 planned: Planned::Write(Box::new(WriteOp::ConditionalUpdate {
                     criteria,
                     resource: prepare(need_resource(resource)?, &resource_type)?,
@@ -409,7 +403,6 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
                 ));
             }
             Entry {
-                needs: read(Action::Update),
                 planned: Planned::Write(Box::new(WriteOp::Update {
                     id: id.to_string(),
                     resource: store::Prepared::new(value)?,
@@ -419,16 +412,11 @@ fn parse_entry(state: &AppState, entry: Value) -> Result<Entry, WebError> {
             }
         }
         ("DELETE", [_]) if query.is_some() => Entry {
-            needs: vec![
-                (Action::Delete, resource_type.clone()),
-                (Action::Search, resource_type.clone()),
-            ],
             planned: Planned::Write(Box::new(WriteOp::ConditionalDelete {
                 criteria: criteria(state, &resource_type, &params, "a conditional delete")?,
             })),
         },
         ("DELETE", [_, id]) => Entry {
-            needs: read(Action::Delete),
             planned: Planned::Write(Box::new(WriteOp::Delete {
                 resource_type: resource_type.clone(),
                 id: id.to_string(),

@@ -11,8 +11,10 @@
 //!
 //! Parameters: `_type` (the types wanted), `_since` (only resources last updated after it),
 //! `_count`, `_cursor` (from a `next` link). The R4 `start`/`end` care-date range is not
-//! supported: refused, or ignored with a warning under `Prefer: handling=lenient`. Types of the
-//! record the client's scopes do not let it read are left out, and an `outcome` entry says which.
+//! supported: refused, or ignored with a warning under `Prefer: handling=lenient`. The access
+//! policy decides for the patient (out of reach: 404, as if absent) and for each type: a type
+//! the requester may not read is left out, and an `outcome` entry says which; each type's
+//! filter goes into the scan. The access is recorded before the first byte is sent.
 //!
 //! A failure after the first bytes were sent cannot change the status any more: the response is
 //! cut off (the client sees a truncated body, never a complete-looking partial record) and the
@@ -28,13 +30,16 @@ use chrono::{DateTime, Utc};
 use fhir::{Issue, IssueType, OperationOutcome};
 use store::{Compartment, ResourceVersion, ScanQuery, Store, StoreError};
 
-use crate::auth::{authorize, Action, Principal};
+use crate::access::{audited, denial_error, patient_facts, Gate, Requester, Seen};
 use crate::bundle::{push_full_url_of, push_link, url_with_params};
 use crate::error::WebError;
 use crate::http::{ignored_parameters_warning, negotiate, parse_query, prefer};
 use crate::patient_record::{compartment_types, parse_since, parse_types};
 use crate::rest::{read_current, Segments};
 use crate::{AppState, FHIR_JSON};
+use policy::{Action, Denial};
+use store::access::{Access, Filter};
+use store::audit::AuditAction;
 
 /// Resources fetched from the store per step of an unpaged response.
 const SCAN_PAGE: usize = 1000;
@@ -132,68 +137,22 @@ fn parse_cursor(value: &str) -> Result<i64, WebError> {
 /// The route handler.
 pub async fn everything(
     State(state): State<AppState>,
-    principal: Principal,
+    requester: Requester,
     Segments(id): Segments<String>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     let params = parse_query(query.as_deref())?;
     negotiate(&headers, &params)?;
-    authorize(&principal, Action::Read, "Patient")?;
-    let request = Request::parse(&params, state.config.max_count, prefer(&headers).lenient)?;
-    let mut warnings = Vec::new();
-    let types: Vec<&'static str> = match &request.types {
-        Some(types) => {
-            for t in types {
-                authorize(&principal, Action::Read, t)?;
-            }
-            types.clone()
-        }
-        None => {
-            let (readable, hidden): (Vec<&'static str>, Vec<&'static str>) = compartment_types()
-                .into_iter()
-                .partition(|t| principal.allows(Action::Read, t));
-            if !hidden.is_empty() {
-                warnings.push(Issue::warning(
-                    IssueType::Forbidden,
-                    format!(
-                        "the record's {} resources are left out: this client's scopes do not allow reading them",
-                        hidden.join(", ")
-                    ),
-                ));
-            }
-            readable
-        }
-    };
-    if !request.ignored.is_empty() {
-        warnings.push(ignored_parameters_warning(&request.ignored));
-    }
-    // The patient, or 404 (never existed, or not an id) / 410 (deleted).
-    let patient = read_current(&*state.store, "Patient", &id).await?;
-    // The patient's own entry opens the first page.
-    let own_entry = request.cursor.is_none()
-        && types.contains(&"Patient")
-        && request.since.is_none_or(|s| patient.last_updated > s);
-    let producer = Producer {
-        store: state.store.clone(),
-        base: state.base.clone(),
-        path: format!("Patient/{id}/$everything"),
-        patient,
-        types: types.iter().map(|t| t.to_string()).collect(),
-        own_entry,
-        since: request.since,
-        count: request.count,
-        kept: request.kept,
-        self_cursor: request.cursor,
-        outcome: (!warnings.is_empty())
-            .then(|| OperationOutcome::new(warnings).to_json().to_string()),
-        after: request.cursor.unwrap_or(0),
-        exhausted: false,
-        emitted: 0,
-        any_entry: false,
-        started: false,
-        done: false,
-    };
+    let result = prepare(&state, &requester, &id, &params, &headers).await;
+    let producer = audited(
+        &state,
+        &requester,
+        AuditAction::Everything,
+        format!("Patient/{id}/$everything"),
+        result,
+    )
+    .await?;
     let request_id = crate::error::current_request_id();
     let stream = futures::stream::unfold(Some(producer), move |producer| {
         let request_id = request_id.clone();
@@ -219,6 +178,112 @@ pub async fn everything(
     Ok(res)
 }
 
+/// Decides the request and makes the producer of its Bundle (nothing is sent yet).
+async fn prepare(
+    state: &AppState,
+    requester: &Requester,
+    id: &str,
+    params: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<(Producer, Seen), WebError> {
+    let request = Request::parse(params, state.config.max_count, prefer(headers).lenient)?;
+    let gate = Gate::new(state, requester).await?;
+    // The patient, or 404 (never existed, not an id, or out of reach) / 410 (deleted).
+    let Some(facts) = patient_facts(gate.store(), id).await? else {
+        return match requester.who.subject {
+            policy::Subject::System { .. } => Err(read_current(gate.store(), "Patient", id)
+                .await
+                .err()
+                .unwrap_or_else(|| denial_error(Denial::NotFound, "Patient", Some(id)))),
+            _ => Err(denial_error(Denial::NotFound, "Patient", Some(id))),
+        };
+    };
+    let patient = read_current(gate.store(), "Patient", id).await?;
+    let decide = |t: &str| gate.query(Action::Everything, t, &[], Some(&facts));
+    // The patient themself decides whether the record is in reach at all.
+    let (_, mut break_glass) =
+        decide("Patient").map_err(|d| denial_error(d, "Patient", Some(id)))?;
+    let mut access = Access::uniform(Filter::nothing());
+    let mut warnings = Vec::new();
+    let types: Vec<&'static str> = match &request.types {
+        Some(types) => {
+            for t in types {
+                let (a, bg) = decide(t).map_err(|d| denial_error(d, "Patient", Some(id)))?;
+                access = access.with(t, a.filter_for(t).clone());
+                break_glass |= bg;
+            }
+            types.clone()
+        }
+        None => {
+            let mut readable = Vec::new();
+            let mut hidden = Vec::new();
+            for t in compartment_types() {
+                match decide(t) {
+                    Ok((a, bg)) => {
+                        access = access.with(t, a.filter_for(t).clone());
+                        break_glass |= bg;
+                        readable.push(t);
+                    }
+                    Err(Denial::Forbidden(_)) => hidden.push(t),
+                    Err(d) => return Err(denial_error(d, "Patient", Some(id))),
+                }
+            }
+            if !hidden.is_empty() {
+                warnings.push(Issue::warning(
+                    IssueType::Forbidden,
+                    format!(
+                        "the record's {} resources are left out: you may not read them",
+                        hidden.join(", ")
+                    ),
+                ));
+            }
+            readable
+        }
+    };
+    if !request.ignored.is_empty() {
+        warnings.push(ignored_parameters_warning(&request.ignored));
+    }
+    // The patient's own entry opens the first page, when the Patient filter admits it.
+    let own_admitted = match patient.parse() {
+        Ok(value) => access.filter_for("Patient").admits(
+            &store::access::resource_facts("Patient", id, &value),
+            std::slice::from_ref(&facts),
+        ),
+        Err(_) => false,
+    };
+    let own_entry = request.cursor.is_none()
+        && own_admitted
+        && types.contains(&"Patient")
+        && request.since.is_none_or(|s| patient.last_updated > s);
+    let producer = Producer {
+        store: state.store.clone(),
+        base: state.base.clone(),
+        path: format!("Patient/{id}/$everything"),
+        patient,
+        types: types.iter().map(|t| t.to_string()).collect(),
+        own_entry,
+        since: request.since,
+        count: request.count,
+        kept: request.kept,
+        self_cursor: request.cursor,
+        outcome: (!warnings.is_empty())
+            .then(|| OperationOutcome::new(warnings).to_json().to_string()),
+        after: request.cursor.unwrap_or(0),
+        exhausted: false,
+        emitted: 0,
+        any_entry: false,
+        started: false,
+        done: false,
+        access,
+    };
+    let mut seen = Seen {
+        break_glass,
+        ..Seen::default()
+    };
+    seen.patients.insert(id.to_string());
+    Ok((producer, seen))
+}
+
 /// Writes the Bundle a piece at a time.
 struct Producer {
     store: Arc<dyn Store>,
@@ -242,6 +307,8 @@ struct Producer {
     any_entry: bool,
     started: bool,
     done: bool,
+    /// The policy's filter of each type, applied in every scan.
+    access: Access,
 }
 
 impl Producer {
@@ -302,7 +369,7 @@ impl Producer {
             compartment: Some(Compartment::Patients(vec![self.patient.id.clone()])),
             after: self.after,
             limit,
-            access: None,
+            access: Some(self.access.clone()),
         }
     }
 

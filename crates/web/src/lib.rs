@@ -12,6 +12,7 @@
 //! data): 5xx at `error`, 4xx at `info`, the rest at `debug` (target `web::access`).
 
 pub mod access;
+pub mod access_log;
 pub mod auth;
 pub mod batch;
 pub mod bundle;
@@ -239,6 +240,7 @@ impl AppState {
 /// The web pages (sign-in for now) and their stylesheet, with the pages' security headers.
 fn pages(state: &AppState) -> Router<AppState> {
     signin::routes()
+        .merge(access_log::routes())
         .merge(signin::nhs_login::routes())
         .merge(passkeys::routes())
         .route(ui::assets::STYLESHEET_PATH, get(ui::assets::stylesheet))

@@ -10,6 +10,10 @@ use serde_json::{json, Value};
 use store::{ApiClient, Store};
 use web::{AppState, WebConfig};
 
+#[path = "http/access.rs"]
+mod access;
+#[path = "http/access_log.rs"]
+mod access_log;
 #[path = "http/everything_export.rs"]
 mod everything_export;
 #[path = "http/nhs_login.rs"]

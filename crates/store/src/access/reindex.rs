@@ -28,6 +28,9 @@ pub const ACCESS_INDEX_VERSION: &str = "1";
 /// notice.
 const BATCH: usize = 500;
 
+/// How often a rebuild logs its progress, in versions.
+const PROGRESS_EVERY: u64 = 100_000;
+
 /// A connection the rebuild reads and writes through, outside the store's writer.
 #[async_trait]
 pub trait ReindexConn: ReadConn + ScanConn {
@@ -67,6 +70,7 @@ pub async fn reindex(conn: &mut dyn ReindexConn, d: &dyn Dialect) -> Result<u64>
         };
         done += count;
         after_rid = last;
+        progress(done);
     }
     let mut after = (String::new(), String::new(), 0i64);
     loop {
@@ -78,6 +82,7 @@ pub async fn reindex(conn: &mut dyn ReindexConn, d: &dyn Dialect) -> Result<u64>
         };
         done += count;
         after = last;
+        progress(done);
     }
     conn.begin().await?;
     let mut recorded = Ok(0);
@@ -90,6 +95,13 @@ pub async fn reindex(conn: &mut dyn ReindexConn, d: &dyn Dialect) -> Result<u64>
     settle(conn, recorded).await?;
     tracing::info!(versions = done, "rebuilt the access index");
     Ok(done)
+}
+
+/// Says how far a long rebuild has come, every [`PROGRESS_EVERY`] versions.
+fn progress(done: u64) {
+    if done % PROGRESS_EVERY < BATCH as u64 {
+        tracing::info!(versions = done, "rebuilding the access index");
+    }
 }
 
 /// Ends the transaction `result` was worked out in: commits it if `result` is a success, rolls
@@ -143,7 +155,8 @@ async fn current_batch(
             }
             None => Vec::new(),
         };
-        for statement in sql::reindex::replace_access_rows(d, *rid, &version.resource_type, &entries)
+        for statement in
+            sql::reindex::replace_access_rows(d, *rid, &version.resource_type, &entries)
         {
             conn.execute(&statement).await?;
         }

@@ -132,11 +132,11 @@ fn referral(patient: &str, organisation: &str, as_requester: bool, status: &str)
 
 fn visit(patient: &str, actor: &str, status: &str) -> Value {
     json!({"resourceType": "Appointment", "status": status,
-        "start": "2024-03-10T09:00:00Z", "end": "2024-03-10T09:15:00Z",
-        "participant": [
-            {"actor": {"reference": patient}, "status": "accepted"},
-            {"actor": {"reference": actor}, "status": "accepted"}
-        ]})
+    "start": "2024-03-10T09:00:00Z", "end": "2024-03-10T09:15:00Z",
+    "participant": [
+        {"actor": {"reference": patient}, "status": "accepted"},
+        {"actor": {"reference": actor}, "status": "accepted"}
+    ]})
 }
 
 /// A privacy Consent of `patient` whose provision (nested under a permit when `nested`) is of
@@ -232,7 +232,12 @@ fn reference_data() -> Filter {
 }
 
 /// The sorted ids of every match of `q` under `access`, page by page.
-async fn ids_under(store: &dyn Store, q: &SearchQuery, access: Option<Access>, count: usize) -> Vec<String> {
+async fn ids_under(
+    store: &dyn Store,
+    q: &SearchQuery,
+    access: Option<Access>,
+    count: usize,
+) -> Vec<String> {
     let mut q = q.clone();
     q.access = access;
     search_all_ids(store, &q, count).await
@@ -257,7 +262,11 @@ fn included_ids(r: &SearchResult) -> Vec<String> {
     v
 }
 
-async fn history_under(store: &dyn Store, scope: HistoryScope, access: Option<Access>) -> HistoryPage {
+async fn history_under(
+    store: &dyn Store,
+    scope: HistoryScope,
+    access: Option<Access>,
+) -> HistoryPage {
     let q = HistoryQuery {
         scope,
         since: None,
@@ -292,14 +301,34 @@ async fn two_patients_pointing_at_each_other(store: &dyn Store) {
     put(store, "pb", registered(2, None, None, None)).await;
     let practitioner = json!({"resourceType": "Practitioner", "name": [{"family": "Jones"}]});
     put(store, "dr", practitioner.clone()).await;
-    put(store, "dr-secret", labelled(practitioner, Label::Restricted, None)).await;
-    let mut oa = item(Some("Patient/pa"), "A", Label::Ordinary, None, None, Some("Observation/ob"));
-    oa["performer"] = json!([{"reference": "Practitioner/dr"}, {"reference": "Practitioner/dr-secret"}]);
+    put(
+        store,
+        "dr-secret",
+        labelled(practitioner, Label::Restricted, None),
+    )
+    .await;
+    let mut oa = item(
+        Some("Patient/pa"),
+        "A",
+        Label::Ordinary,
+        None,
+        None,
+        Some("Observation/ob"),
+    );
+    oa["performer"] =
+        json!([{"reference": "Practitioner/dr"}, {"reference": "Practitioner/dr-secret"}]);
     put(store, "oa", oa).await;
     put(
         store,
         "ob",
-        item(Some("Patient/pb"), "X", Label::Ordinary, None, None, Some("Observation/oa")),
+        item(
+            Some("Patient/pb"),
+            "X",
+            Label::Ordinary,
+            None,
+            None,
+            Some("Observation/oa"),
+        ),
     )
     .await;
     put(
@@ -311,7 +340,14 @@ async fn two_patients_pointing_at_each_other(store: &dyn Store) {
     put(
         store,
         "oa2",
-        item(Some("Patient/pa"), "B", Label::Ordinary, None, None, Some("Observation/oa-secret")),
+        item(
+            Some("Patient/pa"),
+            "B",
+            Label::Ordinary,
+            None,
+            None,
+            Some("Observation/oa-secret"),
+        ),
     )
     .await;
 }
@@ -321,19 +357,35 @@ fn patient_a() -> Access {
     Access::uniform(only(&["pa"])).with("Practitioner", reference_data())
 }
 
-pub async fn includes_and_revincludes_leave_out_what_the_filter_does_not_admit(store: Arc<dyn Store>) {
+pub async fn includes_and_revincludes_leave_out_what_the_filter_does_not_admit(
+    store: Arc<dyn Store>,
+) {
     let store = &*store;
     two_patients_pointing_at_each_other(store).await;
     let a = Some(patient_a());
 
-    let members = query("Observation", &[("_id", "oa"), ("_include", "Observation:has-member")]);
+    let members = query(
+        "Observation",
+        &[("_id", "oa"), ("_include", "Observation:has-member")],
+    );
     let unfiltered = search_under(store, &members, None).await;
-    assert_eq!(included_ids(&unfiltered), ["Observation/ob"], "the include would reach pb's item");
+    assert_eq!(
+        included_ids(&unfiltered),
+        ["Observation/ob"],
+        "the include would reach pb's item"
+    );
     let filtered = search_under(store, &members, a.clone()).await;
     assert_eq!(ids_of(&filtered.matches), ["oa"]);
-    assert!(filtered.included.is_empty(), "pb's Observation is left out: {:?}", included_ids(&filtered));
+    assert!(
+        filtered.included.is_empty(),
+        "pb's Observation is left out: {:?}",
+        included_ids(&filtered)
+    );
 
-    let performers = query("Observation", &[("_id", "oa"), ("_include", "Observation:performer")]);
+    let performers = query(
+        "Observation",
+        &[("_id", "oa"), ("_include", "Observation:performer")],
+    );
     assert_eq!(
         included_ids(&search_under(store, &performers, None).await),
         ["Practitioner/dr", "Practitioner/dr-secret"]
@@ -351,10 +403,19 @@ pub async fn includes_and_revincludes_leave_out_what_the_filter_does_not_admit(s
     assert_eq!(matched, ["oa", "oa-secret", "oa2"]);
     assert_eq!(included_ids(&r), ["Patient/pa"]);
 
-    let referrers = query("Observation", &[("_id", "oa"), ("_revinclude", "Observation:has-member")]);
-    assert_eq!(included_ids(&search_under(store, &referrers, None).await), ["Observation/ob"]);
+    let referrers = query(
+        "Observation",
+        &[("_id", "oa"), ("_revinclude", "Observation:has-member")],
+    );
+    assert_eq!(
+        included_ids(&search_under(store, &referrers, None).await),
+        ["Observation/ob"]
+    );
     assert!(
-        search_under(store, &referrers, a.clone()).await.included.is_empty(),
+        search_under(store, &referrers, a.clone())
+            .await
+            .included
+            .is_empty(),
         "pb's Observation pointing at pa's is left out"
     );
 
@@ -377,11 +438,15 @@ pub async fn chains_cannot_probe_another_patients_data(store: Arc<dyn Store>) {
         "without a filter the chain matches through pb's Observation"
     );
     assert!(
-        ids_under(store, &probe, Some(patient_a()), 10).await.is_empty(),
+        ids_under(store, &probe, Some(patient_a()), 10)
+            .await
+            .is_empty(),
         "pa must not learn that pb's Observation has code X"
     );
     let typed = query("Observation", &[("has-member:Observation.code", "X")]);
-    assert!(ids_under(store, &typed, Some(patient_a()), 10).await.is_empty());
+    assert!(ids_under(store, &typed, Some(patient_a()), 10)
+        .await
+        .is_empty());
     let total = {
         let mut q = probe.clone();
         q.total = true;
@@ -392,7 +457,10 @@ pub async fn chains_cannot_probe_another_patients_data(store: Arc<dyn Store>) {
     // Labels count inside the chain: a proxy (restricted hidden) cannot find the parent of a
     // restricted item by its code.
     let secret = query("Observation", &[("has-member.code", "Y")]);
-    assert_eq!(ids_under(store, &secret, Some(patient_a()), 10).await, ["oa2"]);
+    assert_eq!(
+        ids_under(store, &secret, Some(patient_a()), 10).await,
+        ["oa2"]
+    );
     let proxy = Access::uniform(hiding(only(&["pa"]), RestrictedRule::Hide, false));
     assert!(ids_under(store, &secret, Some(proxy), 10).await.is_empty());
 
@@ -423,11 +491,21 @@ pub async fn totals_and_pages_count_only_what_the_filter_admits(store: Arc<dyn S
     for i in 0..9 {
         let label = labels[i % 3];
         let id = format!("a{i}");
-        put(store, &id, item(Some("Patient/pa"), "A", label, Some(ODS[0]), None, None)).await;
+        put(
+            store,
+            &id,
+            item(Some("Patient/pa"), "A", label, Some(ODS[0]), None, None),
+        )
+        .await;
         if label != Label::Restricted {
             expected.push(id);
         }
-        put(store, &format!("b{i}"), item(Some("Patient/pb"), "A", label, None, None, None)).await;
+        put(
+            store,
+            &format!("b{i}"),
+            item(Some("Patient/pb"), "A", label, None, None, None),
+        )
+        .await;
     }
     expected.sort();
     let access = Access::uniform(hiding(only(&["pa"]), RestrictedRule::Hide, false));
@@ -448,7 +526,9 @@ pub async fn totals_and_pages_count_only_what_the_filter_admits(store: Arc<dyn S
     let mut summary = all.clone();
     summary.summary_count = true;
     assert_eq!(
-        search_under(store, &summary, Some(access.clone())).await.total,
+        search_under(store, &summary, Some(access.clone()))
+            .await
+            .total,
         Some(expected.len() as u64)
     );
     let mut last = all.clone();
@@ -468,9 +548,11 @@ pub async fn totals_and_pages_count_only_what_the_filter_admits(store: Arc<dyn S
     assert_eq!(ids_under(store, &all, Some(author), 4).await.len(), 9);
     let sensitive = Access::uniform(hiding(only(&["pa", "pb"]), RestrictedRule::Show, true));
     assert_eq!(ids_under(store, &all, Some(sensitive), 4).await.len(), 6);
-    assert!(ids_under(store, &all, Some(Access::uniform(Filter::nothing())), 4)
-        .await
-        .is_empty());
+    assert!(
+        ids_under(store, &all, Some(Access::uniform(Filter::nothing())), 4)
+            .await
+            .is_empty()
+    );
 }
 
 pub async fn history_of_a_resource_moved_between_patients_shows_each_version_to_its_own_patient(
@@ -491,7 +573,11 @@ pub async fn history_of_a_resource_moved_between_patients_shows_each_version_to_
     let a = Some(Access::uniform(only(&["pa"])));
     let b = Some(Access::uniform(only(&["pb"])));
     let page = history_under(store, instance(), a.clone()).await;
-    assert_eq!(versions_of(&page), ["Observation/moved/1"], "pa sees only the version about pa");
+    assert_eq!(
+        versions_of(&page),
+        ["Observation/moved/1"],
+        "pa sees only the version about pa"
+    );
     assert_eq!(page.total, 1);
     let page = history_under(store, instance(), b.clone()).await;
     assert_eq!(
@@ -504,14 +590,25 @@ pub async fn history_of_a_resource_moved_between_patients_shows_each_version_to_
         "pb sees the versions about pb, and the deletion of one"
     );
     assert_eq!(page.total, 3);
-    let b_no_sensitive = Some(Access::uniform(hiding(only(&["pb"]), RestrictedRule::Show, true)));
+    let b_no_sensitive = Some(Access::uniform(hiding(
+        only(&["pb"]),
+        RestrictedRule::Show,
+        true,
+    )));
     assert_eq!(
         versions_of(&history_under(store, instance(), b_no_sensitive).await),
         ["Observation/moved/2"],
         "each version is judged by its own labels; a deletion by the version it deleted"
     );
-    let no_restricted = Some(Access::uniform(hiding(Filter::everything(), RestrictedRule::Hide, false)));
-    assert_eq!(history_under(store, instance(), no_restricted).await.total, 3);
+    let no_restricted = Some(Access::uniform(hiding(
+        Filter::everything(),
+        RestrictedRule::Hide,
+        false,
+    )));
+    assert_eq!(
+        history_under(store, instance(), no_restricted).await.total,
+        3
+    );
 
     // Brought back about pa: the new version is pa's, the old ones stay as they were.
     put(store, "moved", about("pa", Label::Ordinary)).await;
@@ -533,7 +630,9 @@ pub async fn history_of_a_resource_moved_between_patients_shows_each_version_to_
     );
     assert_eq!(system.total, 3);
     assert_eq!(
-        history_under(store, instance(), Some(Access::uniform(Filter::nothing()))).await.total,
+        history_under(store, instance(), Some(Access::uniform(Filter::nothing())))
+            .await
+            .total,
         0
     );
 }
@@ -542,29 +641,93 @@ pub async fn relationships_and_refusals_are_read_alike_in_rust_and_sql(store: Ar
     let store = &*store;
     for (i, ods) in ODS.iter().enumerate() {
         put(store, &format!("org{i}"), organisation(Some(ods))).await;
-        put(store, &format!("loc{i}"), location(&format!("Organization/org{i}"))).await;
-        put(store, &format!("svc{i}"), service(&format!("Organization/org{i}"))).await;
-        put(store, &format!("role{i}"), role(&format!("Organization/org{i}"))).await;
+        put(
+            store,
+            &format!("loc{i}"),
+            location(&format!("Organization/org{i}")),
+        )
+        .await;
+        put(
+            store,
+            &format!("svc{i}"),
+            service(&format!("Organization/org{i}")),
+        )
+        .await;
+        put(
+            store,
+            &format!("role{i}"),
+            role(&format!("Organization/org{i}")),
+        )
+        .await;
     }
     put(store, "org3", organisation(None)).await;
-    let (a, b, c) = ("Organization/org0", "Organization/org1", "Organization/org2");
+    let (a, b, c) = (
+        "Organization/org0",
+        "Organization/org1",
+        "Organization/org2",
+    );
     put(store, "p1", registered(1, Some(a), None, None)).await;
-    put(store, "p2", registered(2, None, Some("PractitionerRole/role1"), None)).await;
+    put(
+        store,
+        "p2",
+        registered(2, None, Some("PractitionerRole/role1"), None),
+    )
+    .await;
     put(store, "p3", registered(3, None, None, None)).await;
     put(store, "e3", encounter("Patient/p3", c, "finished")).await;
-    put(store, "e3-error", encounter("Patient/p3", a, "entered-in-error")).await;
+    put(
+        store,
+        "e3-error",
+        encounter("Patient/p3", a, "entered-in-error"),
+    )
+    .await;
     put(store, "p4", registered(4, None, None, None)).await;
     put(store, "r4", referral("Patient/p4", b, false, "active")).await;
-    put(store, "r4-from", referral("Patient/p4", a, true, "completed")).await;
+    put(
+        store,
+        "r4-from",
+        referral("Patient/p4", a, true, "completed"),
+    )
+    .await;
     put(store, "p5", registered(5, None, Some(c), None)).await;
     put(store, "v5", visit("Patient/p5", "Location/loc2", "booked")).await;
-    put(store, "v5-cancelled", visit("Patient/p5", "HealthcareService/svc0", "cancelled")).await;
+    put(
+        store,
+        "v5-cancelled",
+        visit("Patient/p5", "HealthcareService/svc0", "cancelled"),
+    )
+    .await;
     put(store, "p6", registered(6, None, None, None)).await;
-    put(store, "v6", visit("Patient/p6", "PractitionerRole/role1", "booked")).await;
-    put(store, "c6", consent("Patient/p6", "active", "deny", b, true)).await;
-    put(store, "c6-revoked", consent("Patient/p6", "inactive", "deny", a, false)).await;
-    put(store, "c6-permit", consent("Patient/p6", "active", "permit", c, false)).await;
-    put(store, "p7", registered(7, Some("Organization/org3"), None, None)).await;
+    put(
+        store,
+        "v6",
+        visit("Patient/p6", "PractitionerRole/role1", "booked"),
+    )
+    .await;
+    put(
+        store,
+        "c6",
+        consent("Patient/p6", "active", "deny", b, true),
+    )
+    .await;
+    put(
+        store,
+        "c6-revoked",
+        consent("Patient/p6", "inactive", "deny", a, false),
+    )
+    .await;
+    put(
+        store,
+        "c6-permit",
+        consent("Patient/p6", "active", "permit", c, false),
+    )
+    .await;
+    put(
+        store,
+        "p7",
+        registered(7, Some("Organization/org3"), None, None),
+    )
+    .await;
     put(store, "e7", encounter("Patient/p7", a, "finished")).await;
     delete(store, "Encounter", "e7").await;
 
@@ -647,9 +810,24 @@ pub async fn put_without_access_entries(store: &dyn Store, id: &str, value: Valu
 pub async fn store_data_from_before_the_access_index(store: &dyn Store) {
     put_without_access_entries(store, "pa", registered(1, None, None, None)).await;
     put_without_access_entries(store, "pb", registered(2, None, None, None)).await;
-    put_without_access_entries(store, "old", item(Some("Patient/pa"), "A", Label::Restricted, None, None, None)).await;
-    put_without_access_entries(store, "old", item(Some("Patient/pb"), "A", Label::Ordinary, None, None, None)).await;
-    put_without_access_entries(store, "plain", item(Some("Patient/pa"), "A", Label::Ordinary, None, None, None)).await;
+    put_without_access_entries(
+        store,
+        "old",
+        item(Some("Patient/pa"), "A", Label::Restricted, None, None, None),
+    )
+    .await;
+    put_without_access_entries(
+        store,
+        "old",
+        item(Some("Patient/pb"), "A", Label::Ordinary, None, None, None),
+    )
+    .await;
+    put_without_access_entries(
+        store,
+        "plain",
+        item(Some("Patient/pa"), "A", Label::Ordinary, None, None, None),
+    )
+    .await;
 }
 
 /// Whether `store` answers [`store_data_from_before_the_access_index`]'s data as its access
@@ -658,21 +836,36 @@ pub async fn store_data_from_before_the_access_index(store: &dyn Store) {
 pub async fn access_index_is_complete(store: &dyn Store) -> bool {
     let observations = query("Observation", &[]);
     let everything = ids_under(store, &observations, Some(Access::everything()), 10).await;
-    assert_eq!(everything, ["old", "plain"], "a filter that hides nothing shows everything");
-    let a = ids_under(store, &observations, Some(Access::uniform(only(&["pa"]))), 10).await;
+    assert_eq!(
+        everything,
+        ["old", "plain"],
+        "a filter that hides nothing shows everything"
+    );
+    let a = ids_under(
+        store,
+        &observations,
+        Some(Access::uniform(only(&["pa"]))),
+        10,
+    )
+    .await;
     let no_restricted = Access::uniform(hiding(Filter::everything(), RestrictedRule::Hide, false));
     let labelled = ids_under(store, &observations, Some(no_restricted.clone()), 10).await;
     let old = || HistoryScope::Instance {
         resource_type: "Observation".into(),
         id: "old".into(),
     };
-    let history_a = versions_of(&history_under(store, old(), Some(Access::uniform(only(&["pa"])))).await);
+    let history_a =
+        versions_of(&history_under(store, old(), Some(Access::uniform(only(&["pa"])))).await);
     let history_labelled = versions_of(&history_under(store, old(), Some(no_restricted)).await);
     if a.is_empty() && labelled.is_empty() && history_a.is_empty() && history_labelled.is_empty() {
         return false;
     }
     assert_eq!(a, ["plain"], "pa's compartment after the rebuild");
-    assert_eq!(labelled, ["old", "plain"], "the current version of old is not restricted");
+    assert_eq!(
+        labelled,
+        ["old", "plain"],
+        "the current version of old is not restricted"
+    );
     assert_eq!(history_a, ["Observation/old/1"], "the old version was pa's");
     assert_eq!(
         history_labelled,
@@ -723,12 +916,30 @@ pub async fn binaries_are_seen_through_their_letters(store: Arc<dyn Store>) {
     put(store, "bin-b", binary(Label::Ordinary)).await;
     put(store, "bin-secret", binary(Label::Ordinary)).await;
     put(store, "orphan", binary(Label::Restricted)).await;
-    put(store, "doc-a", letter("Patient/pa", "bin-a", Label::Ordinary, None)).await;
-    put(store, "doc-b", letter("Patient/pb", "bin-b", Label::Ordinary, None)).await;
-    put(store, "doc-secret", letter("Patient/pa", "bin-secret", Label::Restricted, None)).await;
+    put(
+        store,
+        "doc-a",
+        letter("Patient/pa", "bin-a", Label::Ordinary, None),
+    )
+    .await;
+    put(
+        store,
+        "doc-b",
+        letter("Patient/pb", "bin-b", Label::Ordinary, None),
+    )
+    .await;
+    put(
+        store,
+        "doc-secret",
+        letter("Patient/pa", "bin-secret", Label::Restricted, None),
+    )
+    .await;
     let binaries = query("Binary", &[]);
     let a = Access::uniform(only(&["pa"]));
-    assert_eq!(ids_under(store, &binaries, Some(a.clone()), 2).await, ["bin-a", "bin-secret"]);
+    assert_eq!(
+        ids_under(store, &binaries, Some(a.clone()), 2).await,
+        ["bin-a", "bin-secret"]
+    );
     let proxy = Access::uniform(hiding(only(&["pa"]), RestrictedRule::Hide, false));
     assert_eq!(ids_under(store, &binaries, Some(proxy), 2).await, ["bin-a"]);
     let any_no_restricted = Access::uniform(reference_data());
@@ -738,15 +949,25 @@ pub async fn binaries_are_seen_through_their_letters(store: Arc<dyn Store>) {
         "the restricted orphan and the restricted letter's Binary are hidden"
     );
     // A letter moved to pb takes its Binary with it, in search and in history.
-    put(store, "doc-a", letter("Patient/pb", "bin-a", Label::Ordinary, None)).await;
-    assert_eq!(ids_under(store, &binaries, Some(a.clone()), 2).await, ["bin-secret"]);
+    put(
+        store,
+        "doc-a",
+        letter("Patient/pb", "bin-a", Label::Ordinary, None),
+    )
+    .await;
+    assert_eq!(
+        ids_under(store, &binaries, Some(a.clone()), 2).await,
+        ["bin-secret"]
+    );
     let bin_a = HistoryScope::Instance {
         resource_type: "Binary".into(),
         id: "bin-a".into(),
     };
     assert_eq!(history_under(store, bin_a.clone(), Some(a)).await.total, 0);
     assert_eq!(
-        history_under(store, bin_a, Some(Access::uniform(only(&["pb"])))).await.total,
+        history_under(store, bin_a, Some(Access::uniform(only(&["pb"]))))
+            .await
+            .total,
         1
     );
 }
@@ -856,13 +1077,15 @@ fn patient_spec() -> impl Strategy<Value = PatientSpec> {
 fn relationship_spec() -> impl Strategy<Value = RelationshipSpec> {
     let in_error = proptest::bool::weighted(0.2);
     prop_oneof![
-        (0..PATIENTS, 0..ORGANISATIONS, in_error.clone()).prop_map(|(patient, organisation, in_error)| {
-            RelationshipSpec::Encounter {
-                patient,
-                organisation,
-                in_error,
+        (0..PATIENTS, 0..ORGANISATIONS, in_error).prop_map(
+            |(patient, organisation, in_error)| {
+                RelationshipSpec::Encounter {
+                    patient,
+                    organisation,
+                    in_error,
+                }
             }
-        }),
+        ),
         (0..PATIENTS, 0..ORGANISATIONS, any::<bool>(), in_error).prop_map(
             |(patient, organisation, as_requester, in_error)| RelationshipSpec::Referral {
                 patient,
@@ -890,13 +1113,15 @@ fn consent_spec() -> impl Strategy<Value = ConsentSpec> {
         0..ORGANISATIONS,
         any::<bool>(),
     )
-        .prop_map(|(patient, active, deny, organisation, nested)| ConsentSpec {
-            patient,
-            active,
-            deny,
-            organisation,
-            nested,
-        })
+        .prop_map(
+            |(patient, active, deny, organisation, nested)| ConsentSpec {
+                patient,
+                active,
+                deny,
+                organisation,
+                nested,
+            },
+        )
 }
 
 fn item_spec() -> impl Strategy<Value = ItemSpec> {
@@ -917,14 +1142,18 @@ fn item_spec() -> impl Strategy<Value = ItemSpec> {
 }
 
 fn letter_spec() -> impl Strategy<Value = LetterSpec> {
-    (0..PATIENTS, label(), proptest::option::of(0..ODS.len()), label()).prop_map(
-        |(subject, label, author, binary_label)| LetterSpec {
+    (
+        0..PATIENTS,
+        label(),
+        proptest::option::of(0..ODS.len()),
+        label(),
+    )
+        .prop_map(|(subject, label, author, binary_label)| LetterSpec {
             subject,
             label,
             author,
             binary_label,
-        },
-    )
+        })
 }
 
 fn population() -> impl Strategy<Value = Population> {
@@ -995,7 +1224,11 @@ fn relationship_json(spec: &RelationshipSpec) -> Value {
         } => encounter(
             &patient_ref(*patient),
             &organisation_ref(*organisation),
-            if *in_error { "entered-in-error" } else { "finished" },
+            if *in_error {
+                "entered-in-error"
+            } else {
+                "finished"
+            },
         ),
         RelationshipSpec::Referral {
             patient,
@@ -1006,7 +1239,11 @@ fn relationship_json(spec: &RelationshipSpec) -> Value {
             &patient_ref(*patient),
             &organisation_ref(*organisation),
             *as_requester,
-            if *in_error { "entered-in-error" } else { "active" },
+            if *in_error {
+                "entered-in-error"
+            } else {
+                "active"
+            },
         ),
         RelationshipSpec::Visit {
             patient,
@@ -1055,7 +1292,13 @@ fn population_resources(pop: &Population) -> Vec<(String, Value)> {
         let status = if c.active { "active" } else { "inactive" };
         out.push((
             format!("consent{i}"),
-            consent(&patient_ref(c.patient), status, kind, &organisation_ref(c.organisation), c.nested),
+            consent(
+                &patient_ref(c.patient),
+                status,
+                kind,
+                &organisation_ref(c.organisation),
+                c.nested,
+            ),
         ));
     }
     for (i, spec) in pop.items.iter().enumerate() {
@@ -1065,7 +1308,12 @@ fn population_resources(pop: &Population) -> Vec<(String, Value)> {
         out.push((format!("bin{i}"), binary(l.binary_label)));
         out.push((
             format!("doc{i}"),
-            letter(&patient_ref(l.subject), &format!("bin{i}"), l.label, l.author.map(|a| ODS[a])),
+            letter(
+                &patient_ref(l.subject),
+                &format!("bin{i}"),
+                l.label,
+                l.author.map(|a| ODS[a]),
+            ),
         ));
     }
     out.push(("orphan".to_string(), binary(pop.orphan_label)));
@@ -1166,7 +1414,9 @@ impl World {
         let documents: Vec<ResourceFacts> = self
             .live
             .iter()
-            .filter(|((t, _), v)| t == "DocumentReference" && access::binaries_of(v).iter().any(|b| b == id))
+            .filter(|((t, _), v)| {
+                t == "DocumentReference" && access::binaries_of(v).iter().any(|b| b == id)
+            })
             .map(|((t, i), v)| access::resource_facts(t, i, v))
             .collect();
         let all: Vec<&ResourceFacts> = documents.iter().chain([&facts]).collect();
@@ -1224,9 +1474,9 @@ fn access_strategy() -> impl Strategy<Value = Access> {
         proptest::sample::subsequence(TYPES.to_vec(), 0..4),
     )
         .prop_map(|(most, other, types)| {
-            types
-                .into_iter()
-                .fold(Access::uniform(most), |access, t| access.with(t, other.clone()))
+            types.into_iter().fold(Access::uniform(most), |access, t| {
+                access.with(t, other.clone())
+            })
         })
 }
 
@@ -1269,7 +1519,10 @@ fn scanned(
             .map_err(|e| TestCaseError::fail(format!("scan failed: {e}")))?;
         for v in &page.resources {
             if !seen.insert((v.resource_type.clone(), v.id.clone())) {
-                return Err(TestCaseError::fail(format!("{}/{} scanned twice", v.resource_type, v.id)));
+                return Err(TestCaseError::fail(format!(
+                    "{}/{} scanned twice",
+                    v.resource_type, v.id
+                )));
             }
         }
         match page.next_after {
@@ -1378,7 +1631,11 @@ fn check_includes_and_chains(
     Ok(())
 }
 
-fn check_filters(store: Arc<dyn Store>, handle: tokio::runtime::Handle, world: World) -> Result<(), String> {
+fn check_filters(
+    store: Arc<dyn Store>,
+    handle: tokio::runtime::Handle,
+    world: World,
+) -> Result<(), String> {
     let strategy = (access_strategy(), 1..=7usize);
     let result = runner(FILTERS).run(&strategy, |(access, count)| {
         let mut every = BTreeSet::new();
@@ -1437,11 +1694,17 @@ pub async fn filtered_searches_and_scans_agree_with_the_policy_on_random_populat
     store_population(&*store, &pop).await;
     let world = World::load(&*store).await;
     assert!(
-        world.patients.values().any(|p| !p.related_organisations.is_empty()),
+        world
+            .patients
+            .values()
+            .any(|p| !p.related_organisations.is_empty()),
         "the population relates some patient to an organisation"
     );
     assert!(
-        world.patients.values().any(|p| !p.refused_organisations.is_empty()),
+        world
+            .patients
+            .values()
+            .any(|p| !p.refused_organisations.is_empty()),
         "the population has a refusing consent"
     );
     let handle = tokio::runtime::Handle::current();
@@ -1487,7 +1750,10 @@ mod tests {
         let labels: BTreeSet<String> = pop.items.iter().map(|i| format!("{:?}", i.label)).collect();
         assert_eq!(labels.len(), 3, "ordinary, sensitive and restricted items");
         assert!(pop.consents.iter().any(|c| c.active && c.deny));
-        assert!(pop.relationships.iter().any(|r| matches!(r, RelationshipSpec::Visit { .. })));
+        assert!(pop
+            .relationships
+            .iter()
+            .any(|r| matches!(r, RelationshipSpec::Visit { .. })));
         assert!(pop.items.iter().any(|i| i.author.is_some()));
     }
 
@@ -1539,7 +1805,13 @@ mod tests {
             ],
         );
         let touched = q.types_touched();
-        for t in ["Observation", "Patient", "Group", "DiagnosticReport", "Practitioner"] {
+        for t in [
+            "Observation",
+            "Patient",
+            "Group",
+            "DiagnosticReport",
+            "Practitioner",
+        ] {
             assert!(touched.contains(&t), "{t} in {touched:?}");
         }
     }

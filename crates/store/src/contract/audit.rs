@@ -37,7 +37,10 @@ pub async fn verify_trail(store: &dyn Store) -> Verification {
     let mut verifier = Verifier::default();
     let mut after = 0;
     loop {
-        let page = store.audit_chain(after, 100).await.expect("reading the chain");
+        let page = store
+            .audit_chain(after, 100)
+            .await
+            .expect("reading the chain");
         let Some(last) = page.last() else { break };
         after = last.seq;
         for entry in &page {

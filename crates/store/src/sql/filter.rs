@@ -56,7 +56,13 @@ pub(super) fn restrict(b: &mut Builder, facts: Facts<'_>, resource_type: &str, f
         return;
     }
     b.push(" AND ");
-    admitted(b, facts, kind_of(resource_type), Some(resource_type), filter);
+    admitted(
+        b,
+        facts,
+        kind_of(resource_type),
+        Some(resource_type),
+        filter,
+    );
 }
 
 /// Appends ` AND …` restricting rows `facts` of any type to those their type's filter in
@@ -167,7 +173,9 @@ fn patients(
                     // Only resources that were ever in the compartment can have a version in
                     // it: a cheap first test before each version's own facts.
                     b.push(&alias)
-                        .push(".res_id IN (SELECT f.res_id FROM history_access f WHERE f.res_type = ")
+                        .push(
+                            ".res_id IN (SELECT f.res_id FROM history_access f WHERE f.res_type = ",
+                        )
                         .text(resource_type)
                         .push(" AND f.param = ")
                         .text(PATIENT_PARAM)
@@ -253,7 +261,13 @@ fn labels(b: &mut Builder, facts: Facts<'_>, filter: &Filter) {
     };
     if filter.hide_sensitive {
         // Restricted items are sensitive too.
-        fact_exists(b, facts, FactTable::Label, LABEL_PARAM, &level_in(&[LABEL_ORDINARY]));
+        fact_exists(
+            b,
+            facts,
+            FactTable::Label,
+            LABEL_PARAM,
+            &level_in(&[LABEL_ORDINARY]),
+        );
         return;
     }
     match &filter.hide_restricted {
@@ -299,9 +313,11 @@ fn labels(b: &mut Builder, facts: Facts<'_>, filter: &Filter) {
 fn binary(b: &mut Builder, facts: Facts<'_>, filter: &Filter) {
     let alias = match facts {
         Facts::Version(alias) => {
-            b.push("EXISTS (SELECT 1 FROM resources bc WHERE bc.res_type = 'Binary' AND bc.res_id = ")
-                .push(alias)
-                .push(".res_id AND bc.deleted = 0 AND ");
+            b.push(
+                "EXISTS (SELECT 1 FROM resources bc WHERE bc.res_type = 'Binary' AND bc.res_id = ",
+            )
+            .push(alias)
+            .push(".res_id AND bc.deleted = 0 AND ");
             binary(b, Facts::Current("bc"), filter);
             b.push(")");
             return;
@@ -351,7 +367,11 @@ fn fact_exists(
 ) {
     let (index_table, column, kind_test) = match table {
         FactTable::Label => ("idx_token", "f.code", ""),
-        FactTable::Patient => ("idx_reference", "f.target_id", " AND f.target_type = 'Patient'"),
+        FactTable::Patient => (
+            "idx_reference",
+            "f.target_id",
+            " AND f.target_type = 'Patient'",
+        ),
     };
     match facts {
         Facts::Current(alias) => {
@@ -405,12 +425,12 @@ fn related_patients(b: &mut Builder, ods: &str) {
         if i > 0 {
             b.push(" UNION ALL ");
         }
-        let row = match rel.patient_param {
+        // `rp`: the Patient itself, or the relationship's index row naming the Patient.
+        match rel.patient_param {
             None => {
                 b.push("SELECT rp.res_id FROM resources rp WHERE rp.res_type = ")
                     .text(rel.resource_type)
                     .push(" AND rp.deleted = 0 AND rp.rid IN (");
-                "rp"
             }
             Some(param) => {
                 b.push("SELECT rp.target_id FROM idx_reference rp WHERE rp.res_type = ")
@@ -418,15 +438,12 @@ fn related_patients(b: &mut Builder, ods: &str) {
                     .push(" AND rp.param = ")
                     .text(param)
                     .push(" AND rp.target_type = 'Patient' AND rp.target_id IS NOT NULL AND rp.rid IN (");
-                "rp"
             }
-        };
+        }
         naming_organisation(b, rel, ods);
         b.push(")");
         if rel.has_status() {
-            b.push(" AND NOT EXISTS (SELECT 1 FROM idx_token rs WHERE rs.rid = ")
-                .push(row)
-                .push(".rid AND rs.param = 'status' AND rs.code = ")
+            b.push(" AND NOT EXISTS (SELECT 1 FROM idx_token rs WHERE rs.rid = rp.rid AND rs.param = 'status' AND rs.code = ")
                 .text(ENTERED_IN_ERROR)
                 .push(")");
         }
@@ -493,7 +510,8 @@ mod tests {
 
     #[test]
     fn everything_adds_nothing() {
-        let (text, n) = text_of(|b| restrict(b, Facts::Current("r"), "Observation", &Filter::everything()));
+        let (text, n) =
+            text_of(|b| restrict(b, Facts::Current("r"), "Observation", &Filter::everything()));
         assert_eq!((text.as_str(), n), ("", 0));
         let (text, _) = text_of(|b| restrict_any(b, Facts::Current("r"), &Access::everything()));
         assert_eq!(text, "");
@@ -501,7 +519,8 @@ mod tests {
 
     #[test]
     fn nothing_admits_no_row() {
-        let (text, _) = text_of(|b| restrict(b, Facts::Current("r"), "Observation", &Filter::nothing()));
+        let (text, _) =
+            text_of(|b| restrict(b, Facts::Current("r"), "Observation", &Filter::nothing()));
         assert!(text.starts_with(" AND (1 = 0 AND "), "{text}");
     }
 
@@ -512,7 +531,10 @@ mod tests {
             ..Filter::everything()
         };
         let (text, _) = text_of(|b| restrict(b, Facts::Current("r"), "Observation", &only));
-        assert!(text.contains("r.rid IN (SELECT f.rid FROM idx_reference f"), "{text}");
+        assert!(
+            text.contains("r.rid IN (SELECT f.rid FROM idx_reference f"),
+            "{text}"
+        );
         let (text, _) = text_of(|b| restrict(b, Facts::Current("r"), "Patient", &only));
         assert!(text.contains("r.res_id IN (?"), "{text}");
     }

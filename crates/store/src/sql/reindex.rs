@@ -4,7 +4,9 @@
 use fhir::index::{IndexEntry, IndexValue};
 
 use super::{to_i64, Builder, Dialect, Sql, SqlValue, VERSION_COLUMNS};
-use crate::access::{VERSION_FACT_PARAMS, AUTHOR_PARAM, BINARY_PARAM, LABEL_PARAM, PATIENT_PARAM, REFUSES_PARAM};
+use crate::access::{
+    AUTHOR_PARAM, BINARY_PARAM, LABEL_PARAM, PATIENT_PARAM, REFUSES_PARAM, VERSION_FACT_PARAMS,
+};
 use crate::model::ResourceVersion;
 
 /// Every access index parameter, as they are kept in `idx_token` and `idx_reference`.
@@ -141,7 +143,10 @@ pub fn replace_version_facts(
     delete.push(")");
     let mut out = vec![delete.finish()];
     let mut rows: Vec<Vec<SqlValue>> = Vec::new();
-    for e in entries.iter().filter(|e| VERSION_FACT_PARAMS.contains(&e.param)) {
+    for e in entries
+        .iter()
+        .filter(|e| VERSION_FACT_PARAMS.contains(&e.param))
+    {
         let value = match &e.value {
             IndexValue::Token { code, .. } => code,
             IndexValue::Reference {
@@ -222,11 +227,16 @@ mod tests {
         let entries = crate::access::full_index("Observation", &value);
         let statements = replace_access_rows(&SqliteDialect, 7, "Observation", &entries);
         assert_eq!(statements.len(), 4, "{statements:?}");
-        assert!(statements[0].text.starts_with("DELETE FROM idx_token WHERE rid = ?1 AND param IN"));
+        assert!(statements[0]
+            .text
+            .starts_with("DELETE FROM idx_token WHERE rid = ?1 AND param IN"));
         let tokens = &statements[2];
         assert!(tokens.text.starts_with("INSERT INTO idx_token"));
         assert!(tokens.params.contains(&SqlValue::Text("ordinary".into())));
-        assert!(!tokens.params.contains(&SqlValue::Text("final".into())), "not the status");
+        assert!(
+            !tokens.params.contains(&SqlValue::Text("final".into())),
+            "not the status"
+        );
         let references = &statements[3];
         assert_eq!(references.params.len(), 6, "one patient row");
     }
@@ -243,8 +253,11 @@ mod tests {
             deleted: false,
             json: value.to_string(),
         };
-        let statements =
-            replace_version_facts(&SqliteDialect, &v, &crate::access::full_index("Observation", &value));
+        let statements = replace_version_facts(
+            &SqliteDialect,
+            &v,
+            &crate::access::full_index("Observation", &value),
+        );
         assert_eq!(statements.len(), 2);
         assert_eq!(statements[1].params.len(), 10, "label and patient rows");
     }

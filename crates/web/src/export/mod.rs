@@ -7,8 +7,10 @@
 //!   (`application/fhir+ndjson`, `application/ndjson` or `ndjson`), `_type` (comma-separated;
 //!   default every type, or every type of a patient's record for Patient and Group), `_since`
 //!   (an instant: only resources last updated after it). Others are refused (400) unless the
-//!   request says `Prefer: handling=lenient`. The client needs a read scope for every type it
-//!   exports (`system/*.read` for everything; and Group for a Group export). Answer: 202 with
+//!   request says `Prefer: handling=lenient`. The access policy decides: only system clients
+//!   export, with a search scope for every type they export (`system/*.read` or `*.rs` for
+//!   everything; and read on Group for a Group export). The kick-off is recorded in the audit
+//!   trail before it is answered. Answer: 202 with
 //!   `Content-Location: {base}/$export-status/{job}`.
 //! - **Status**: `GET {base}/$export-status/{job}`: 202 with `X-Progress` and `Retry-After`
 //!   while running; 200 with the manifest (`transactionTime`, `request`, `requiresAccessToken`,
@@ -56,12 +58,14 @@ use serde_json::{json, Value};
 use store::scan::MAX_COMPARTMENT_PATIENTS;
 use store::Store;
 
-use crate::auth::{authorize, Action, Principal};
+use crate::access::{audited, denial_error, Gate, Requester, Seen};
+use crate::auth::Principal;
 use crate::error::WebError;
 use crate::http::{check_accept, http_date, ignored_parameters_warning, parse_query, prefer};
 use crate::patient_record::{compartment_types, parse_since, parse_types};
 use crate::rest::{read_current, Segments};
 use crate::{AppState, FHIR_JSON};
+use store::audit::AuditAction;
 
 use job::{is_file_name, is_job_id, new_job_id, Job, Level, Status};
 
@@ -154,14 +158,14 @@ fn respond_async(headers: &HeaderMap) -> bool {
 /// `GET /fhir/$export`.
 pub async fn system_kick_off(
     State(state): State<AppState>,
-    principal: Principal,
+    requester: Requester,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     kick_off(
         &state,
-        &principal,
+        &requester,
         &headers,
         &uri,
         query.as_deref(),
@@ -173,14 +177,14 @@ pub async fn system_kick_off(
 /// `GET /fhir/Patient/$export`.
 pub async fn patient_kick_off(
     State(state): State<AppState>,
-    principal: Principal,
+    requester: Requester,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
     RawQuery(query): RawQuery,
 ) -> Result<Response, WebError> {
     kick_off(
         &state,
-        &principal,
+        &requester,
         &headers,
         &uri,
         query.as_deref(),
@@ -192,7 +196,7 @@ pub async fn patient_kick_off(
 /// `GET /fhir/Group/{id}/$export`.
 pub async fn group_kick_off(
     State(state): State<AppState>,
-    principal: Principal,
+    requester: Requester,
     Segments(id): Segments<String>,
     headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
@@ -200,7 +204,7 @@ pub async fn group_kick_off(
 ) -> Result<Response, WebError> {
     kick_off(
         &state,
-        &principal,
+        &requester,
         &headers,
         &uri,
         query.as_deref(),
@@ -211,12 +215,38 @@ pub async fn group_kick_off(
 
 async fn kick_off(
     state: &AppState,
-    principal: &Principal,
+    requester: &Requester,
     headers: &HeaderMap,
     uri: &axum::http::Uri,
     query: Option<&str>,
     level: Level,
 ) -> Result<Response, WebError> {
+    let entity = match &level {
+        Level::System => "$export".to_string(),
+        Level::Patient => "Patient/$export".to_string(),
+        Level::Group { id } => format!("Group/{id}/$export"),
+    };
+    let result = kick_off_decided(state, requester, headers, uri, query, level)
+        .await
+        .map(|res| (res, Seen::default()));
+    audited(state, requester, AuditAction::Export, entity, result).await
+}
+
+/// The kick-off once audited around: the policy lets only system clients export (every patient's
+/// data, or a Group's), each type under its scope.
+async fn kick_off_decided(
+    state: &AppState,
+    requester: &Requester,
+    headers: &HeaderMap,
+    uri: &axum::http::Uri,
+    query: Option<&str>,
+    level: Level,
+) -> Result<Response, WebError> {
+    let policy::Subject::System { client_id } = &requester.who.subject else {
+        return Err(WebError::Forbidden(
+            "only system clients may export every patient's data".into(),
+        ));
+    };
     let params = parse_query(query)?;
     check_accept(headers)?;
     if !respond_async(headers) {
@@ -235,13 +265,16 @@ async fn kick_off(
         None if compartment_only => compartment_types(),
         None => fhir::RESOURCE_TYPES.to_vec(),
     };
+    let gate = Gate::new(state, requester).await?;
     for t in &types {
-        authorize(principal, Action::Read, t)?;
+        gate.query(policy::Action::Export, t, &[], None)
+            .map_err(|d| denial_error(d, t, None))?;
     }
     // A Group export's members are fixed now; a worker reads them when it runs the job.
     let members = match &level {
         Level::Group { id } => {
-            authorize(principal, Action::Read, "Group")?;
+            gate.lookup("Group")
+                .map_err(|d| denial_error(d, "Group", Some(id)))?;
             Some(group_members(&*state.store, id).await?)
         }
         Level::System | Level::Patient => None,
@@ -255,7 +288,7 @@ async fn kick_off(
         };
         if state.export_expired(&existing, now) {
             state.export_runner().remove(&existing.id).await;
-        } else if existing.client_id == principal.client_id && existing.is_pending() {
+        } else if existing.client_id == *client_id && existing.is_pending() {
             running += 1;
         }
     }
@@ -271,7 +304,7 @@ async fn kick_off(
         .unwrap_or("/fhir/$export");
     let job = Job {
         id: new_job_id(),
-        client_id: principal.client_id.clone(),
+        client_id: client_id.clone(),
         request: format!(
             "{}{path_and_query}",
             state.config.public_url.trim_end_matches('/')

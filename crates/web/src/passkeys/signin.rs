@@ -33,9 +33,9 @@ use super::ceremony::{self, Kind};
 use super::{json, script, PasskeyEvent};
 use crate::client_ip::ClientIp;
 use crate::session;
-use crate::signin::limits;
-use crate::signin::next::{next_or_default, safe_next};
+use crate::signin::next::{next_or_default, safe_next, with_next};
 use crate::signin::password::LoginQuery;
+use crate::signin::{limits, LOGIN_PATH};
 use crate::ui::{self, text, Layout, Text};
 use crate::{AppState, WebError};
 
@@ -74,7 +74,7 @@ pub async fn show(
         layout: Layout::new(t.passkey_sign_in_title, false),
         t,
         available: super::relying_party(&state.config.public_url).is_some(),
-        password_link: crate::signin::next::with_next(crate::signin::LOGIN_PATH, &next),
+        password_link: with_next(LOGIN_PATH, &next),
         next,
         script: script::script_url(),
         start: super::SIGN_IN_START_PATH,

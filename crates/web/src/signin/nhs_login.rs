@@ -15,10 +15,11 @@
 //! again (when NHS login cannot do that it answers `login_required`, and the person is offered
 //! to try again without it).
 //!
-//! **Callback.** The cookie is always removed. The code is exchanged (the `state` checked
-//! first), and the [`Identity`] NHS login vouches for is matched to an account ([`link`]). NHS
-//! login has done multi-factor authentication, so the new session has its second factor done;
-//! it is a new session whatever the browser had (no fixation). Every outcome leaves an audit
+//! **Callback.** The cookie is always removed. An attempt counts against the per-IP sign-in
+//! limit, as a password does. The code is exchanged (the `state` checked first), and the
+//! [`Identity`] NHS login vouches for is matched to an account ([`link`]). NHS login has done
+//! multi-factor authentication, so the new session has its second factor done; it is a new
+//! session whatever the browser had (no fixation). Every outcome leaves an audit
 //! record (entity `nhs-login`; never the NHS number or another claim), and every refusal gets
 //! a page in plain English that says what the person can do.
 

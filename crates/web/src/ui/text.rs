@@ -209,6 +209,9 @@ pub struct Text {
 
     /// SMART on FHIR apps: the consent screen and connected apps ([`crate::smart`]).
     pub smart: SmartText,
+
+    /// "Who has looked at your record" ([`crate::access_log`]).
+    pub access_log: crate::access_log::AccessLogText,
 }
 
 /// The words of the consent screen and the connected apps page. Scope sentences are made from
@@ -428,6 +431,8 @@ pub static EN_GB: Text = Text {
     nhs_login_has_account_body: "There is already an account for your NHS number. Sign in with its username and password. To use NHS login here instead, NHS login needs to have fully checked your identity first: you can do this in the NHS App.",
     nhs_login_refused_title: "We could not sign you in",
     nhs_login_refused_body: "Your NHS login cannot be used with the account we have for you. Contact your GP surgery for help.",
+
+    access_log: crate::access_log::EN_GB,
 
     smart: SmartText {
         consent_title: "Connect an app",

@@ -89,11 +89,22 @@ async fn account(
     role: Role,
     patient: Option<&str>,
 ) -> (Account, Secret) {
+    account_with(app, username, role, patient, None).await
+}
+
+async fn account_with(
+    app: &App,
+    username: &str,
+    role: Role,
+    patient: Option<&str>,
+    related_person: Option<&str>,
+) -> (Account, Secret) {
     let secret = Secret::generate();
     let new = NewAccount {
         username: username.into(),
         role: Some(role),
         patient_id: patient.map(str::to_string),
+        related_person_id: related_person.map(str::to_string),
         totp_secret: Some(secret.to_base32()),
         identity_level: Some(IdentityLevel::P9),
         ..NewAccount::default()
@@ -503,16 +514,6 @@ async fn sign_in_consent_code_token_refresh_and_an_id_token_that_verifies() {
         assert_eq!(claims["patient"], PATIENT);
         assert_eq!(claims["client_id"], s.client_id.as_str());
         assert!(s.grant_active(access).await, "[{b}]");
-
-        // Until the access policy is wired into the FHIR API, it refuses apps acting for people.
-        let r = s
-            .http
-            .get(format!("{}/fhir/Patient/{PATIENT}", s.app.base))
-            .bearer_auth(access)
-            .send()
-            .await
-            .expect("FHIR read");
-        assert_eq!(r.status().as_u16(), 403, "[{b}]");
 
         // The id_token verifies with the published key and says who signed in.
         let id_token = body["id_token"].as_str().expect("id_token");
@@ -1054,6 +1055,84 @@ async fn staff_grant_user_scopes_only_with_no_patient_in_context() {
         assert!(
             id.get("fhirUser").is_none(),
             "[{b}] no PractitionerRole linked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_proxy_chooses_the_person_of_their_related_person_link_and_nobody_else() {
+    for (s, _, _) in fixtures().await {
+        let b = s.backend();
+        let admin = s
+            .app
+            .state
+            .issue_token("test-admin", "system/*.*")
+            .expect("token");
+        let r = s
+            .http
+            .put(format!("{}/fhir/RelatedPerson/rp-smart", s.app.base))
+            .bearer_auth(&admin)
+            .header("content-type", "application/fhir+json")
+            .body(
+                serde_json::json!({"resourceType": "RelatedPerson", "id": "rp-smart",
+                    "patient": {"reference": format!("Patient/{PATIENT}")}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("PUT RelatedPerson");
+        assert!(
+            r.status().is_success(),
+            "[{b}] RelatedPerson: {}",
+            r.status()
+        );
+        let (_, secret) =
+            account_with(&s.app, "river.song", Role::Proxy, None, Some("rp-smart")).await;
+        let mut browser = s.app.browser();
+        let path = s.authorize_path(FULL_SCOPE, &[]);
+        let consent = s
+            .sign_in_through(&mut browser, "river.song", &secret, &path)
+            .await;
+        assert!(
+            consent.body.contains("Whose health record should it use?"),
+            "[{b}]"
+        );
+        assert!(
+            consent.body.contains(&format!("value=\"{PATIENT}\"")),
+            "[{b}]"
+        );
+        assert!(
+            consent.body.contains("Amy Pond"),
+            "[{b}] the person is named"
+        );
+
+        // Someone not on the list cannot be slipped in.
+        let mut fields = hidden_fields(&consent, "/oauth/authorize");
+        fields.push(("decision".into(), "approve".into()));
+        fields.push(("patient".into(), "pat-someone-else".into()));
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let p = browser.post("/oauth/authorize", &form).await;
+        assert_eq!((p.status, p.location), (400, None), "[{b}] tampered choice");
+
+        let mut fields = hidden_fields(&consent, "/oauth/authorize");
+        fields.push(("decision".into(), "approve".into()));
+        fields.push(("patient".into(), PATIENT.into()));
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let p = browser.post("/oauth/authorize", &form).await;
+        assert_eq!(p.status, 302, "[{b}] {}", p.body);
+        let code = param(&query_of(&p.location.expect("redirect")), "code").expect("code");
+        let body = s.tokens(&code).await;
+        assert_eq!(body["patient"], PATIENT, "[{b}]");
+        let id = payload(body["id_token"].as_str().expect("id_token"));
+        assert_eq!(
+            id["fhirUser"],
+            format!("{}/fhir/RelatedPerson/rp-smart", s.app.base)
         );
     }
 }
