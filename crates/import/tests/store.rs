@@ -205,6 +205,9 @@ impl Store for DiesAfterCommit {
             .audit_for_patient(patient_id, before, limit)
             .await
     }
+    async fn refresh_statistics(&self) -> store::Result<()> {
+        self.inner.refresh_statistics().await
+    }
     async fn seal_audit(&self) -> store::Result<u64> {
         self.inner.seal_audit().await
     }

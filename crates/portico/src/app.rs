@@ -452,9 +452,12 @@ pub async fn import(config: Arc<Config>, args: ImportArgs) -> Result<()> {
         batch: args.batch,
         ..import::Options::new(&args.path)
     };
-    let summary = import::import(store, &options)
+    let summary = import::import(store.clone(), &options)
         .await
         .map_err(import_error)?;
+    // Fresh planner statistics for what was just loaded (PostgreSQL), so that the first
+    // filtered searches do not plan for an empty table.
+    store.refresh_statistics().await?;
     if args.json {
         println!("{}", summary.to_json());
     } else {

@@ -332,6 +332,14 @@ impl Store for PgStore {
         audit::for_patient(&self.pool, patient_id, before, limit).await
     }
 
+    async fn refresh_statistics(&self) -> Result<()> {
+        sqlx::query("ANALYZE")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
     async fn seal_audit(&self) -> Result<u64> {
         audit::seal(&self.pool).await
     }

@@ -146,6 +146,11 @@ pub trait Store: Send + Sync + 'static {
         ))
     }
 
+    /// Brings the query planner's statistics up to date after a bulk load (PostgreSQL's
+    /// `ANALYZE`: before it, a filtered search on freshly loaded data can take seconds instead
+    /// of milliseconds). SQLite's statistics are fixed by its migrations and need nothing.
+    async fn refresh_statistics(&self) -> Result<()>;
+
     /// Applies one operation (convenience over [`Store::transaction`]).
     async fn write(&self, op: WriteOp) -> Result<WriteOutcome> {
         self.transaction(vec![op])
