@@ -44,15 +44,17 @@ fn verify(dir: &Path, url: &str) -> (i32, Value) {
         .env("PORTICO_DATABASE_URL", url)
         .args(["audit", "verify", "--json"]));
     let stdout = text(&out.stdout);
-    let json = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout:?} {}", text(&out.stderr)));
+    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {stdout:?} {}",
+            text(&out.stderr)
+        )
+    });
     (out.status.code().unwrap_or(-1), json)
 }
 
 fn migrate(dir: &Path, url: &str) {
-    let out = run(portico(dir)
-        .env("PORTICO_DATABASE_URL", url)
-        .arg("migrate"));
+    let out = run(portico(dir).env("PORTICO_DATABASE_URL", url).arg("migrate"));
     assert!(out.status.success(), "migrate: {}", text(&out.stderr));
 }
 
@@ -82,7 +84,10 @@ async fn verify_finds_changed_removed_and_reordered_records_on_sqlite() {
     let (code, json) = verify(dir.path(), &url);
     assert_eq!(code, 3, "{json}");
     assert_eq!(json["checked"], 19);
-    assert!(json["fault"].as_str().unwrap_or("").contains("record 20"), "{json}");
+    assert!(
+        json["fault"].as_str().unwrap_or("").contains("record 20"),
+        "{json}"
+    );
     sql("UPDATE audit_log SET detail = replace(detail, 'account-2', 'account-1') WHERE seq = 20");
     assert_eq!(verify(dir.path(), &url).0, 0, "restored, it verifies again");
 
@@ -90,7 +95,10 @@ async fn verify_finds_changed_removed_and_reordered_records_on_sqlite() {
     sql("CREATE TABLE kept AS SELECT * FROM audit_log WHERE seq = 30; DELETE FROM audit_log WHERE seq = 30");
     let (code, json) = verify(dir.path(), &url);
     assert_eq!(code, 3);
-    assert!(json["fault"].as_str().unwrap_or("").contains("record 31"), "{json}");
+    assert!(
+        json["fault"].as_str().unwrap_or("").contains("record 31"),
+        "{json}"
+    );
     sql("INSERT INTO audit_log SELECT * FROM kept; DROP TABLE kept");
     assert_eq!(verify(dir.path(), &url).0, 0);
 
@@ -99,7 +107,10 @@ async fn verify_finds_changed_removed_and_reordered_records_on_sqlite() {
          UPDATE audit_log SET seq = 41 WHERE seq = -40");
     let (code, json) = verify(dir.path(), &url);
     assert_eq!(code, 3);
-    assert!(json["fault"].as_str().unwrap_or("").contains("record 40"), "{json}");
+    assert!(
+        json["fault"].as_str().unwrap_or("").contains("record 40"),
+        "{json}"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +123,10 @@ async fn verify_finds_a_changed_record_on_postgres() {
     fill(&fresh, 40).await;
     let (code, json) = verify(dir.path(), &url);
     assert_eq!(code, 0, "an intact trail verifies: {json}");
-    assert_eq!(json["checked"], 40, "records appended but not yet chained are chained first");
+    assert_eq!(
+        json["checked"], 40,
+        "records appended but not yet chained are chained first"
+    );
 
     let pool = sqlx::PgPool::connect(&url).await.expect("connect");
     sqlx::query("UPDATE audit_log SET detail = replace(detail, 'o12\"', 'o99\"') WHERE seq = 13")
@@ -122,6 +136,9 @@ async fn verify_finds_a_changed_record_on_postgres() {
     pool.close().await;
     let (code, json) = verify(dir.path(), &url);
     assert_eq!(code, 3, "{json}");
-    assert!(json["fault"].as_str().unwrap_or("").contains("record 13"), "{json}");
+    assert!(
+        json["fault"].as_str().unwrap_or("").contains("record 13"),
+        "{json}"
+    );
     drop(fresh);
 }

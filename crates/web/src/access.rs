@@ -25,7 +25,7 @@ use crate::AppState;
 
 /// Today's date in England and Wales (Europe/London), as ages and grant dates are counted.
 pub fn london_today(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&chrono_tz::Europe::London).date_naive()
+    crate::ui::london::date(now)
 }
 
 /// Break-glass access is declared per request with this header (the reason, at least 10

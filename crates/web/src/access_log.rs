@@ -225,20 +225,13 @@ async fn describe(
         .unwrap_or(l.record);
     let what = l.action(r.action).replace("{thing}", thing);
     Ok(Entry {
-        when: london(r.recorded),
+        when: crate::ui::london::date_time(r.recorded),
         who,
         what,
         emergency: r.is_break_glass(),
         reason: r.reason.clone(),
         refused: r.outcome != store::audit::AuditOutcome::Success,
     })
-}
-
-/// "1 December 2026, 3:04pm" in Europe/London.
-fn london(at: chrono::DateTime<chrono::Utc>) -> String {
-    let local = at.with_timezone(&chrono_tz::Europe::London);
-    let time = local.format("%-I:%M%P").to_string();
-    format!("{}, {time}", local.format("%-d %B %Y"))
 }
 
 async fn organisation_name(
@@ -426,6 +419,7 @@ pub const EN_GB: AccessLogText = AccessLogText {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ui::london::date_time as london;
     use chrono::TimeZone;
 
     #[test]

@@ -1077,15 +1077,13 @@ fn patient_spec() -> impl Strategy<Value = PatientSpec> {
 fn relationship_spec() -> impl Strategy<Value = RelationshipSpec> {
     let in_error = proptest::bool::weighted(0.2);
     prop_oneof![
-        (0..PATIENTS, 0..ORGANISATIONS, in_error).prop_map(
-            |(patient, organisation, in_error)| {
-                RelationshipSpec::Encounter {
-                    patient,
-                    organisation,
-                    in_error,
-                }
+        (0..PATIENTS, 0..ORGANISATIONS, in_error).prop_map(|(patient, organisation, in_error)| {
+            RelationshipSpec::Encounter {
+                patient,
+                organisation,
+                in_error,
             }
-        ),
+        }),
         (0..PATIENTS, 0..ORGANISATIONS, any::<bool>(), in_error).prop_map(
             |(patient, organisation, as_requester, in_error)| RelationshipSpec::Referral {
                 patient,

@@ -43,7 +43,6 @@
 
 pub mod ceremony;
 pub mod json;
-pub mod london;
 pub mod register;
 pub mod script;
 pub mod signin;

@@ -23,11 +23,11 @@ use store::StoreError;
 use webauthn_rs::prelude::{Passkey, PasskeyRegistration, RegisterPublicKeyCredential, Uuid};
 
 use super::ceremony::{self, Kind};
-use super::{json, london, script, PasskeyEvent};
+use super::{json, script, PasskeyEvent};
 use crate::client_ip::ClientIp;
 use crate::session::{self, Active, CurrentUser};
 use crate::signin::account::CsrfOnlyForm;
-use crate::ui::{self, text, Layout, Text};
+use crate::ui::{self, london, text, Layout, Text};
 use crate::{csrf, AppState, WebError};
 
 /// Longest passkey name kept (characters).

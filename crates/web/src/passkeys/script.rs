@@ -4,9 +4,7 @@
 
 use std::sync::OnceLock;
 
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use axum::response::Response;
 
 /// The script.
 pub const SCRIPT: &str = include_str!("../../assets/passkeys.js");
@@ -14,30 +12,16 @@ pub const SCRIPT: &str = include_str!("../../assets/passkeys.js");
 /// Where the script is served.
 pub const SCRIPT_PATH: &str = "/assets/passkeys.js";
 
-/// The script's URL with a version taken from its content (`?v=` the first 12 hex digits of its
-/// SHA-256), so each build's script can be cached for a year, as the stylesheet is.
+/// The script's URL, versioned by its content so that it can be cached for a year, as the
+/// stylesheet is ([`crate::ui::assets::versioned_url`]).
 pub fn script_url() -> &'static str {
     static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let digest = Sha256::digest(SCRIPT.as_bytes());
-        let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("{SCRIPT_PATH}?v={version}")
-    })
+    URL.get_or_init(|| crate::ui::assets::versioned_url(SCRIPT_PATH, SCRIPT))
 }
 
 /// `GET /assets/passkeys.js`.
 pub async fn script() -> Response {
-    let mut res = SCRIPT.into_response();
-    let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
-    res
+    crate::ui::assets::serve(SCRIPT, "text/javascript; charset=utf-8")
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ async fn page(state: &AppState, user: &CurrentUser, revoked: bool) -> Result<Res
         let revoke_action = revoke_path(&grant.grant_id);
         apps.push(ConnectedApp {
             name,
-            connected_on: grant.created_at.format("%-d %B %Y").to_string(),
+            connected_on: crate::ui::london::long_date(grant.created_at),
             can: describe::describe(&t.smart, &grant.scopes),
             csrf: user.csrf(&revoke_action),
             revoke_action,

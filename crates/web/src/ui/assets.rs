@@ -13,31 +13,36 @@ pub const STYLESHEET: &str = include_str!("../../assets/portico.css");
 /// Where the stylesheet is served.
 pub const STYLESHEET_PATH: &str = "/assets/portico.css";
 
-/// The stylesheet's URL with a version taken from its content (`?v=` the first 12 hex digits of
-/// its SHA-256): a new build with a changed stylesheet gets a new URL, so browsers may cache each
-/// one for a year.
-pub fn stylesheet_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        let digest = Sha256::digest(STYLESHEET.as_bytes());
-        let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        format!("{STYLESHEET_PATH}?v={version}")
-    })
+/// `path?v=` the first 12 hex digits of the SHA-256 of `content`: a new build with changed
+/// content gets a new URL, so browsers may cache each one for a year.
+pub fn versioned_url(path: &str, content: &str) -> String {
+    let digest = Sha256::digest(content.as_bytes());
+    let version: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{path}?v={version}")
 }
 
-/// `GET /assets/portico.css`.
-pub async fn stylesheet() -> Response {
-    let mut res = STYLESHEET.into_response();
+/// A compiled-in asset as served: its media type, cached for a year (its URL changes with its
+/// content, [`versioned_url`]).
+pub fn serve(content: &'static str, media_type: &'static str) -> Response {
+    let mut res = content.into_response();
     let headers = res.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     res
+}
+
+/// The stylesheet's versioned URL.
+pub fn stylesheet_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| versioned_url(STYLESHEET_PATH, STYLESHEET))
+}
+
+/// `GET /assets/portico.css`.
+pub async fn stylesheet() -> Response {
+    serve(STYLESHEET, "text/css; charset=utf-8")
 }
 
 #[cfg(test)]

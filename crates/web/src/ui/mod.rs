@@ -11,6 +11,7 @@ pub mod assets;
 pub mod form;
 pub mod headers;
 pub mod layout;
+pub mod london;
 pub mod text;
 
 use askama::Template;

@@ -16,6 +16,12 @@ pub fn long_date(instant: DateTime<Utc>) -> String {
     date(instant).format("%-d %B %Y").to_string()
 }
 
+/// `1 April 2025, 3:04pm`: the Europe/London date and time at `instant`.
+pub fn date_time(instant: DateTime<Utc>) -> String {
+    let local = instant.with_timezone(&chrono_tz::Europe::London);
+    format!("{}, {}", local.format("%-d %B %Y"), local.format("%-I:%M%P"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
