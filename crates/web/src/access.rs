@@ -617,6 +617,9 @@ impl Requester {
     }
 }
 
+/// The code system of the `notification` category of Portico's own Communications.
+pub const NOTIFICATION_CATEGORY_SYSTEM: &str = "urn:portico:communication-category";
+
 /// Tells the patient their record was opened by breaking glass: a completed `Communication` to
 /// them, written (and audited as Portico's) before the access is answered.
 async fn notify_break_glass(
@@ -638,7 +641,10 @@ async fn notify_break_glass(
     let value = serde_json::json!({
         "resourceType": "Communication",
         "status": "completed",
-        "category": [{"coding": [{"system": "urn:portico:communication-category", "code": "notification"}], "text": "notification"}],
+        "category": [{
+            "coding": [{"system": NOTIFICATION_CATEGORY_SYSTEM, "code": "notification"}],
+            "text": "notification",
+        }],
         "subject": {"reference": format!("Patient/{}", bg.patient)},
         "recipient": [{"reference": format!("Patient/{}", bg.patient)}],
         "sent": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -657,4 +663,94 @@ async fn notify_break_glass(
         )
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ODS: &str = store::access::ODS_SYSTEM;
+
+    fn as_subject(subject: Subject) -> Requester {
+        let mut r = Requester::system("c", Scopes::default(), None);
+        r.who.subject = subject;
+        r
+    }
+
+    fn staff(ods: &str) -> Requester {
+        as_subject(Subject::Staff {
+            practitioner_role: "role-1".into(),
+            organisation: ods.into(),
+            role: StaffRole::Clinician,
+            break_glass: None,
+        })
+    }
+
+    fn patient() -> Requester {
+        as_subject(Subject::Patient {
+            patient: "p1".into(),
+            identity_level: IdentityLevel::P9,
+        })
+    }
+
+    fn tagged(code: &str) -> serde_json::Value {
+        json!({"resourceType": "Observation", "meta": {"tag": [
+            {"system": ODS, "code": code},
+            {"system": "urn:other", "code": "keep"}
+        ]}})
+    }
+
+    #[test]
+    fn patients_cannot_write_an_author_tag() {
+        let mut v = tagged("A81001");
+        stamp_author(&patient(), &mut v);
+        assert_eq!(
+            v["meta"]["tag"],
+            json!([{"system": "urn:other", "code": "keep"}])
+        );
+        let mut bare = json!({"resourceType": "Observation", "meta": {"tag": [
+            {"system": ODS, "code": "A81001"}]}});
+        stamp_author(&patient(), &mut bare);
+        assert!(bare.get("meta").is_none(), "{bare}");
+        assert_eq!(policy::labels(&bare).author_organisation, None);
+    }
+
+    #[test]
+    fn staff_write_as_their_own_organisation() {
+        let mut v = tagged("B82002");
+        stamp_author(&staff("A81001"), &mut v);
+        assert_eq!(
+            policy::labels(&v).author_organisation.as_deref(),
+            Some("A81001")
+        );
+        let tags = v["meta"]["tag"].as_array().cloned().unwrap_or_default();
+        assert_eq!(tags.len(), 2, "{v}");
+        let mut untagged = json!({"resourceType": "Observation"});
+        stamp_author(&staff("A81001"), &mut untagged);
+        assert_eq!(
+            untagged["meta"]["tag"],
+            json!([{"system": ODS, "code": "A81001"}])
+        );
+    }
+
+    #[test]
+    fn system_clients_content_is_kept_as_sent() {
+        let mut v = tagged("B82002");
+        stamp_author(&Requester::system("c", Scopes::default(), None), &mut v);
+        assert_eq!(v, tagged("B82002"));
+    }
+
+    #[test]
+    fn a_search_is_recorded_by_its_parameter_names_only() {
+        let params = vec![
+            ("name".to_string(), "Pond".to_string()),
+            ("_count".to_string(), "5".to_string()),
+            ("name".to_string(), "Amy".to_string()),
+            ("_format".to_string(), "json".to_string()),
+        ];
+        let entity = search_entity("Patient", &params);
+        assert_eq!(entity, "Patient?_count&name");
+        assert!(!entity.contains("Pond") && !entity.contains("Amy"));
+    }
 }

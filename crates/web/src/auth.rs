@@ -1,6 +1,6 @@
-//! System API clients: OAuth2 client credentials, signed access tokens, scopes, and the one
-//! place an access decision is made ([`authorize`]). The token endpoint also serves SMART apps
-//! (authorization code and refresh token grants, in [`crate::smart::token`]); their access
+//! System API clients: OAuth2 client credentials, signed access tokens and scopes (access
+//! decisions are the policy's, through [`crate::access`]). The token endpoint also serves SMART
+//! apps (authorization code and refresh token grants, in [`crate::smart::token`]); their access
 //! tokens are of kind `user` and carry the account, the patient in context and the grant.
 //!
 //! An access token is `base64url(claims JSON) "." base64url(HMAC-SHA256(key, first part))`,
@@ -46,16 +46,6 @@ impl Action {
             Action::Update => Permissions::UPDATE,
             Action::Delete => Permissions::DELETE,
             Action::Search => Permissions::SEARCH,
-        }
-    }
-
-    fn verb(self) -> &'static str {
-        match self {
-            Action::Create => "create",
-            Action::Read => "read",
-            Action::Update => "update",
-            Action::Delete => "delete",
-            Action::Search => "search",
         }
     }
 
@@ -254,33 +244,6 @@ impl Principal {
     pub fn allows(&self, action: Action, resource_type: &str) -> bool {
         self.scopes.iter().any(|s| s.allows(action, resource_type))
     }
-}
-
-/// The access decision: may `principal` do `action` on resources of `resource_type`?
-///
-/// The one place it is made (a later issue replaces it with the `policy` crate). Until the
-/// access policy decides for people, tokens of apps acting for a person are refused here.
-pub fn authorize(
-    principal: &Principal,
-    action: Action,
-    resource_type: &str,
-) -> Result<(), WebError> {
-    if principal.user().is_some() {
-        return Err(WebError::Forbidden(format!(
-            "app {} acts for a person; the FHIR API does not serve apps acting for people yet",
-            principal.client_id
-        )));
-    }
-    if principal.allows(action, resource_type) {
-        return Ok(());
-    }
-    let needed = if action.is_write() { "write" } else { "read" };
-    Err(WebError::Forbidden(format!(
-        "client {} may not {} {resource_type} resources: it needs the scope \
-         system/{resource_type}.{needed} or system/*.{needed}",
-        principal.client_id,
-        action.verb(),
-    )))
 }
 
 /// Argon2id (default parameters) PHC string of a client secret.
@@ -752,16 +715,16 @@ mod tests {
     #[test]
     fn read_scope_allows_reads_not_writes() {
         let p = principal("system/*.read");
-        assert!(authorize(&p, Action::Read, "Patient").is_ok());
-        assert!(authorize(&p, Action::Search, "Observation").is_ok());
-        assert!(authorize(&p, Action::Create, "Patient").is_err());
+        assert!(p.allows(Action::Read, "Patient"));
+        assert!(p.allows(Action::Search, "Observation"));
+        assert!(!p.allows(Action::Create, "Patient"));
     }
 
     #[test]
     fn type_scope_is_limited_to_its_type() {
         let p = principal("system/Patient.*");
-        assert!(authorize(&p, Action::Update, "Patient").is_ok());
-        assert!(authorize(&p, Action::Read, "Observation").is_err());
+        assert!(p.allows(Action::Update, "Patient"));
+        assert!(!p.allows(Action::Read, "Observation"));
     }
 
     #[test]
@@ -824,7 +787,7 @@ mod tests {
     }
 
     #[test]
-    fn a_user_token_names_the_person_grant_and_patient_and_is_refused_by_authorize() {
+    fn a_user_token_names_the_person_grant_and_patient_and_has_no_system_scopes() {
         let signer = TokenSigner::new(&[7u8; 32]).unwrap();
         let mut claims = Claims::new("app-1", "openid patient/*.read", 60, 1000);
         claims.kind = TokenKind::User;
@@ -843,7 +806,7 @@ mod tests {
             "Observation",
             policy::Permissions::READ
         ));
-        assert!(authorize(&principal, Action::Read, "Patient").is_err());
+        assert!(!principal.allows(Action::Read, "Patient"));
 
         // A user token without its person or grant is malformed, not a system token.
         claims.grant = None;
@@ -863,7 +826,7 @@ mod tests {
         assert_eq!(old.kind, TokenKind::System);
         let principal = principal_of(old).unwrap();
         assert!(principal.user().is_none());
-        assert!(authorize(&principal, Action::Read, "Patient").is_ok());
+        assert!(principal.allows(Action::Read, "Patient"));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The way of a request: [`router`] → middleware (request id, access log, panic guard, body
 //! limit) → handler in [`rest`] or [`batch`] (parses the request into domain values) →
-//! [`auth::authorize`] → [`store::Store`] → a [`http::Reply`] turned into the response. Errors of
+//! the access policy ([`access`]: a filter in the query, an audit record) → [`store::Store`] →
+//! a [`http::Reply`] turned into the response. Errors of
 //! every layer are one [`WebError`], answered as an OperationOutcome.
 //!
 //! Access log: every request is logged at the end with method, route template, status, latency

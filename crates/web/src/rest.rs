@@ -14,6 +14,7 @@ use policy::{Action, Denial};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use store::audit::AuditAction;
+use store::query::{Condition, ReferenceValue, Test};
 use store::{HistoryQuery, HistoryScope, Prepared, SearchQuery, StoreError, WriteOp, WriteOutcome};
 
 use crate::access::{audited, denial_error, search_entity, stamp_author, Gate, Requester, Seen};
@@ -124,6 +125,7 @@ pub async fn read_interaction(
             ..Seen::default()
         };
         seen.saw(&v);
+        saw_binaries(&gate, &mut seen, [&v]).await?;
         let reply = Reply {
             status: StatusCode::OK,
             version: Some(v.version_id),
@@ -196,6 +198,48 @@ pub(crate) async fn read_admitted(
         }
         _ => Err(not_found(resource_type, id)),
     }
+}
+
+/// Notes the patients of the Binaries among `versions`: a Binary has no compartment of its own
+/// and is reached through the letters (DocumentReferences) naming it, whose patients the audit
+/// records, as far as the requester may see those letters.
+async fn saw_binaries<'v>(
+    gate: &Gate<'_>,
+    seen: &mut Seen,
+    versions: impl IntoIterator<Item = &'v store::ResourceVersion>,
+) -> Result<(), WebError> {
+    let ids: Vec<&str> = versions
+        .into_iter()
+        .filter(|v| v.resource_type == "Binary" && !v.deleted)
+        .map(|v| v.id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let Ok((access, _)) = gate.lookup("Binary") else {
+        return Ok(());
+    };
+    let mut q = SearchQuery::all("DocumentReference");
+    q.conditions.push(Condition::Param {
+        code: store::access::BINARY_PARAM,
+        test: Test::Reference(
+            ids.iter()
+                .map(|id| ReferenceValue::Local {
+                    resource_type: Some("Binary".to_string()),
+                    id: id.to_string(),
+                })
+                .collect(),
+        ),
+    });
+    q.count = gate.state.config.max_count.max(1);
+    q.access = Some(
+        store::Access::uniform(store::access::Filter::nothing())
+            .with("DocumentReference", access.filter_for("Binary").clone()),
+    );
+    for letter in gate.store().search(&q).await?.matches {
+        seen.saw(&letter);
+    }
+    Ok(())
 }
 
 /// The current version of `resource_type/id` without any filter: 404 when it never existed (or
@@ -292,6 +336,7 @@ pub async fn vread_interaction(
             ..Seen::default()
         };
         seen.saw(&v);
+        saw_binaries(&gate, &mut seen, [&v]).await?;
         Ok((
             Reply {
                 status: StatusCode::OK,
@@ -339,6 +384,12 @@ pub async fn search_interaction(
         for v in result.matches.iter().chain(&result.included) {
             seen.saw(v);
         }
+        saw_binaries(
+            &gate,
+            &mut seen,
+            result.matches.iter().chain(&result.included),
+        )
+        .await?;
         let mut warnings = Vec::new();
         if !q.ignored.is_empty() {
             warnings.push(http::ignored_parameters_warning(&q.ignored));

@@ -19,7 +19,11 @@ pub fn long_date(instant: DateTime<Utc>) -> String {
 /// `1 April 2025, 3:04pm`: the Europe/London date and time at `instant`.
 pub fn date_time(instant: DateTime<Utc>) -> String {
     let local = instant.with_timezone(&chrono_tz::Europe::London);
-    format!("{}, {}", local.format("%-d %B %Y"), local.format("%-I:%M%P"))
+    format!(
+        "{}, {}",
+        local.format("%-d %B %Y"),
+        local.format("%-I:%M%P")
+    )
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ const OTHER_ODS: &str = "B82002";
 const APP: &str = "access-test-app";
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+const ROLE_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-RoleCode";
 const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
 
 /// The people and records of one test.
@@ -570,7 +571,7 @@ async fn the_parent_of_a_twelve_year_old_does_not_see_sensitive_items() {
         let mother = id_of(
             &s.create(json!({"resourceType": "RelatedPerson",
                 "patient": {"reference": format!("Patient/{child}")},
-                "relationship": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleCode", "code": "MTH"}]}]}))
+                "relationship": [{"coding": [{"system": ROLE_CODE, "code": "MTH"}]}]}))
                 .await,
         );
         let token = user_token(
@@ -722,15 +723,19 @@ async fn a_binary_is_reached_through_the_letter_that_names_it() {
         let mut binaries = Vec::new();
         for patient in [&w.a, &w.b] {
             let binary = id_of(
-                &s.create(json!({"resourceType": "Binary", "contentType": "text/plain",
-                    "data": "bGV0dGVy"}))
-                    .await,
+                &s.create(
+                    json!({"resourceType": "Binary", "contentType": "text/plain",
+                    "data": "bGV0dGVy"}),
+                )
+                .await,
             );
-            s.create(json!({"resourceType": "DocumentReference", "status": "current",
+            s.create(
+                json!({"resourceType": "DocumentReference", "status": "current",
                 "subject": {"reference": format!("Patient/{patient}")},
                 "content": [{"attachment": {"contentType": "text/plain",
-                    "url": format!("Binary/{binary}")}}]}))
-                .await;
+                    "url": format!("Binary/{binary}")}}]}),
+            )
+            .await;
             binaries.push(binary);
         }
         let token = patient_token(&s, &w.a).await;
