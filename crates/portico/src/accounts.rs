@@ -20,7 +20,7 @@ use store::Store;
 use web::signin::provision::{self, NewAccount};
 
 use crate::app::{open_store, IfMissing};
-use crate::cli::{CreateAccountArgs, InviteArgs};
+use crate::cli::{CreateAccountArgs, InviteArgs, RoleArg};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -268,4 +268,101 @@ mod tests {
         assert!(ods_code("R").is_err());
         assert!(ods_code("RX1;DROP").is_err());
     }
+}
+
+/// One sign-in the demo made: who it is, and the credentials printed once.
+#[derive(Debug, Clone)]
+pub struct DemoSignIn {
+    pub who: &'static str,
+    pub username: String,
+    pub password: String,
+    pub totp_secret: String,
+}
+
+/// The first value of `system` among a resource's identifiers.
+async fn identifier_of(
+    store: &dyn Store,
+    resource_type: &str,
+    id: &str,
+    system: &str,
+) -> Result<Option<String>> {
+    let Some(v) = store.read(resource_type, id).await? else {
+        return Ok(None);
+    };
+    let value = v.parse()?;
+    Ok(value["identifier"].as_array().and_then(|ids| {
+        ids.iter()
+            .find(|i| i["system"].as_str() == Some(system))
+            .and_then(|i| i["value"].as_str())
+            .map(str::to_string)
+    }))
+}
+
+/// Sign-ins for the demo region: the first patient, a parent acting for a child (when the
+/// region has one), and a clinician of the trust, each with a random password and an
+/// authenticator secret (every account needs a second factor).
+pub async fn demo_sign_ins(store: &dyn Store) -> Result<Vec<DemoSignIn>> {
+    let mut out = Vec::new();
+    let base = |role: RoleArg, username: &str| CreateAccountArgs {
+        role,
+        username: username.to_string(),
+        password_stdin: true,
+        nhs_number: None,
+        related_person: None,
+        ods: None,
+        practitioner_role: None,
+        with_totp: true,
+        json: false,
+    };
+    let mut wanted: Vec<(&'static str, CreateAccountArgs)> = Vec::new();
+    if let Some(nhs) = identifier_of(store, "Patient", "pat-0001", fhir::nhs_number::SYSTEM).await?
+    {
+        wanted.push((
+            "patient (pat-0001)",
+            CreateAccountArgs {
+                nhs_number: Some(nhs),
+                ..base(RoleArg::Patient, "demo-patient")
+            },
+        ));
+    }
+    let q = store::SearchQuery {
+        count: 1,
+        ..store::SearchQuery::all("RelatedPerson")
+    };
+    if let Some(rp) = store.search(&q).await?.matches.first() {
+        wanted.push((
+            "parent acting for a child",
+            CreateAccountArgs {
+                related_person: Some(rp.id.clone()),
+                ..base(RoleArg::Proxy, "demo-parent")
+            },
+        ));
+    }
+    if let Some(ods) = identifier_of(
+        store,
+        "Organization",
+        "trust-northmoor",
+        store::access::ODS_SYSTEM,
+    )
+    .await?
+    {
+        wanted.push((
+            "clinician at the trust",
+            CreateAccountArgs {
+                ods: Some(ods),
+                ..base(RoleArg::Clinician, "demo-clinician")
+            },
+        ));
+    }
+    for (who, args) in wanted {
+        let password = identity::token::new_token();
+        let created = create_account_in(store, &args, &password).await?;
+        out.push(DemoSignIn {
+            who,
+            username: created.username,
+            password,
+            totp_secret: created.totp_secret.unwrap_or_default(),
+        });
+    }
+    Ok(out)
 }

@@ -397,6 +397,7 @@ pub async fn demo(config: Arc<Config>, args: DemoArgs) -> Result<()> {
         "demo region written: {counts}"
     );
     let client = register_client(store.as_ref(), "demo", "system/*.read system/*.write").await?;
+    let sign_ins = crate::accounts::demo_sign_ins(store.as_ref()).await?;
     let bound = listener
         .local_addr()
         .map_err(|e| Error::io("reading the listener's address", e))?;
@@ -414,6 +415,18 @@ pub async fn demo(config: Arc<Config>, args: DemoArgs) -> Result<()> {
     );
     println!("  API client:    client_id     {}", client.client_id);
     println!("                 client_secret {}", client.client_secret);
+    println!();
+    println!(
+        "Sign in at {url}/login (then the 6-digit code of an authenticator app holding the secret;"
+    );
+    println!("or `oathtool --totp -b SECRET`):");
+    for s in &sign_ins {
+        println!(
+            "  {:<28} username {:<16} password {}",
+            s.who, s.username, s.password
+        );
+        println!("  {:<28} authenticator secret {}", "", s.totp_secret);
+    }
     println!();
     println!("Try it (needs curl and jq):");
     println!(

@@ -516,23 +516,34 @@ async fn serve_answers_health_tokens_and_fhir_searches_on_postgres() {
     drop(fresh);
 }
 
-/// Reads the demo's stdout until its credentials are printed.
-fn demo_banner(child: &mut Child) -> (String, String, String) {
+/// What the demo printed: its URL, the API client's id and secret, and the demo sign-ins as
+/// (username, password, authenticator secret).
+struct DemoBanner {
+    url: String,
+    id: String,
+    secret: String,
+    sign_ins: Vec<(String, String, String)>,
+}
+
+/// Reads the demo's stdout until its credentials and sign-ins are printed.
+fn demo_banner(child: &mut Child) -> DemoBanner {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Keeps reading after the banner is taken, so that the demo never writes to a closed
+        // pipe.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     let (mut url, mut id, mut secret) = (None, None, None);
+    let mut sign_ins = Vec::new();
+    let mut pending: Option<(String, String)> = None;
     let deadline = Instant::now() + Duration::from_secs(300);
-    while url.is_none() || id.is_none() || secret.is_none() {
+    loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-            panic!("the demo did not print its URL and credentials within 300s")
+            panic!("the demo did not print its URL, credentials and sign-ins within 300s")
         });
         if let Some(rest) = line.strip_prefix("Portico demo is running at ") {
             url = Some(rest.trim().to_string());
@@ -540,13 +551,31 @@ fn demo_banner(child: &mut Child) -> (String, String, String) {
             id = rest.split_whitespace().last().map(str::to_string);
         } else if let Some(rest) = line.trim().strip_prefix("client_secret") {
             secret = rest.split_whitespace().last().map(str::to_string);
+        } else if line.contains(" username ") && line.contains(" password ") {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let after = |key: &str| {
+                words
+                    .iter()
+                    .position(|w| *w == key)
+                    .and_then(|i| words.get(i + 1))
+                    .map(|w| w.to_string())
+                    .unwrap_or_default()
+            };
+            pending = Some((after("username"), after("password")));
+        } else if let Some(rest) = line.trim().strip_prefix("authenticator secret ") {
+            if let Some((username, password)) = pending.take() {
+                sign_ins.push((username, password, rest.trim().to_string()));
+            }
+        } else if line.starts_with("Try it") {
+            break;
         }
     }
-    (
-        url.unwrap_or_default(),
-        id.unwrap_or_default(),
-        secret.unwrap_or_default(),
-    )
+    DemoBanner {
+        url: url.unwrap_or_default(),
+        id: id.unwrap_or_default(),
+        secret: secret.unwrap_or_default(),
+        sign_ins,
+    }
 }
 
 #[tokio::test]
@@ -563,7 +592,12 @@ async fn demo_seeds_a_region_and_serves_it_with_the_printed_credentials() {
         .spawn()
         .expect("spawn demo");
     let mut demo = Running(child);
-    let (url, id, secret) = demo_banner(&mut demo.0);
+    let DemoBanner {
+        url,
+        id,
+        secret,
+        sign_ins,
+    } = demo_banner(&mut demo.0);
     assert_eq!(url, format!("http://127.0.0.1:{port}"));
     wait_healthy(&url, &mut demo.0).await;
 
@@ -587,6 +621,34 @@ async fn demo_seeds_a_region_and_serves_it_with_the_printed_credentials() {
     assert!(count("Appointment?status=booked&_summary=count").await >= 5);
     assert!(count("Observation?code=http://loinc.org|85354-9&_summary=count").await >= 30);
     assert!(count("DocumentReference?_summary=count").await >= 1);
+
+    // The printed sign-ins exist, linked as described, and their passwords and secrets work.
+    let names: Vec<&str> = sign_ins.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["demo-patient", "demo-parent", "demo-clinician"]);
+    let store = store_sqlite::SqliteStore::open(&format!("sqlite://{}", db.display()), false)
+        .expect("open the demo database");
+    for (username, password, totp_secret) in &sign_ins {
+        let account = store::Store::accounts(&store)
+            .account_by_username(username)
+            .await
+            .expect("read account")
+            .unwrap_or_else(|| panic!("no account {username}"));
+        let hash = account.password_hash.as_deref().expect("a password");
+        assert!(
+            matches!(
+                identity::password::PasswordPolicy::portico().verify(password, hash),
+                identity::password::Verification::Valid { .. }
+            ),
+            "the printed password of {username} verifies"
+        );
+        assert_eq!(account.totp_secret.as_deref(), Some(totp_secret.as_str()));
+        match username.as_str() {
+            "demo-patient" => assert_eq!(account.patient_id.as_deref(), Some("pat-0001")),
+            "demo-parent" => assert!(account.related_person_id.is_some()),
+            _ => assert!(account.ods_code.is_some()),
+        }
+    }
+    drop(store);
     drop(demo);
 
     // The demo never reuses a database unless told to.
