@@ -58,7 +58,7 @@ fn migrate(dir: &Path, url: &str) {
     assert!(out.status.success(), "migrate: {}", text(&out.stderr));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn verify_finds_changed_removed_and_reordered_records_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = sqlite_url(dir.path(), "audit.db");
@@ -113,7 +113,7 @@ async fn verify_finds_changed_removed_and_reordered_records_on_sqlite() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn verify_finds_a_changed_record_on_postgres() {
     let Some(admin) = postgres_admin_url() else {
         return;

@@ -166,7 +166,7 @@ fn serve_refuses_a_missing_sqlite_file_without_create() {
     assert!(!dir.path().join("x.db").exists(), "serve created the file");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn serve_with_create_makes_a_missing_sqlite_file_and_serves_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("fresh.db");
@@ -495,7 +495,7 @@ async fn serve_round_trip(dir: &Path, db_url: &str) {
     assert!(status.success(), "serve exited with {status} after SIGTERM");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn serve_answers_health_tokens_and_fhir_searches_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db_url = sqlite_url(dir.path(), "serve.db");
@@ -504,7 +504,7 @@ async fn serve_answers_health_tokens_and_fhir_searches_on_sqlite() {
 
 /// The same on PostgreSQL, in a fresh database, when `PORTICO_TEST_POSTGRES_URL` names a server
 /// (CI sets it); without it this test says so and checks nothing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn serve_answers_health_tokens_and_fhir_searches_on_postgres() {
     let Some(admin) = postgres_admin_url() else {
         return;
@@ -578,7 +578,7 @@ fn demo_banner(child: &mut Child) -> DemoBanner {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn demo_seeds_a_region_and_serves_it_with_the_printed_credentials() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("demo.db");
@@ -702,7 +702,7 @@ fn json_object(out: &Output) -> serde_json::Map<String, Value> {
 
 const GOOD_PASSWORD: &str = "lantern cobalt meadow 31";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn create_account_with_totp_prints_a_secret_that_verifies() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = migrated(dir.path());
@@ -880,7 +880,7 @@ fn import_patient(dir: &Path, url: &str) -> String {
     "pat-1".to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn create_account_links_a_patient_by_nhs_number_at_p9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = migrated(dir.path());
@@ -919,7 +919,7 @@ async fn create_account_links_a_patient_by_nhs_number_at_p9() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn invite_prints_a_code_stored_only_as_its_hash() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = migrated(dir.path());
@@ -997,7 +997,7 @@ fn nhs_login_settings_that_cannot_work_stop_serve_with_one_line() {
 
 // ----- admin create-app -----
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn create_app_registers_a_public_client_and_refuses_unsafe_redirect_uris() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = migrated(dir.path());

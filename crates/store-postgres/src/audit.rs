@@ -168,8 +168,11 @@ pub(crate) async fn seal(pool: &PgPool) -> Result<u64> {
     seal_with(pool, true).await
 }
 
-/// How long [`seal`] waits for transactions that were running when it was called.
+/// How long [`seal`] waits for transactions that were running when it was called, and for
+/// another server's sealing step.
 const SEAL_WAIT: Duration = Duration::from_secs(30);
+/// [`SEAL_WAIT`] as the lock timeout of the sealing transaction.
+const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '30s'";
 
 async fn seal_with(pool: &PgPool, wait_for_lock: bool) -> Result<u64> {
     let mut total = 0;
@@ -186,11 +189,23 @@ async fn seal_with(pool: &PgPool, wait_for_lock: bool) -> Result<u64> {
 
 async fn seal_some(tx: &mut Transaction<'static, Postgres>, wait_for_lock: bool) -> Result<u64> {
     let locked: bool = if wait_for_lock {
+        // Another server's sealing step holds the lock for one batch; if it holds it far
+        // longer, that server is stuck mid-transaction: say so rather than wait forever.
+        sqlx::query(LOCK_TIMEOUT)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(SEAL_LOCK)
             .execute(&mut **tx)
             .await
-            .map_err(db_err)?;
+            .map_err(|e| {
+                StoreError::Database(format!(
+                    "another server has held the audit sealing lock for over {}s ({e}); \
+                     look for a session stuck in a transaction in pg_stat_activity, then retry",
+                    SEAL_WAIT.as_secs()
+                ))
+            })?;
         true
     } else {
         sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
